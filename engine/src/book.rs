@@ -1,0 +1,283 @@
+//! One market's order book on the YES price: a dense array of price levels (one per tick) and
+//! an occupancy bitset per side, so the best price is O(1) to read and cheap to move.
+//!
+//! Owns level totals and FIFO queue links. It must never touch money: the matcher moves cash
+//! and shares and calls in here only to link, unlink and resize orders.
+
+use crate::orders::{Arena, NIL};
+use crate::types::BookSide;
+use crate::units::PRICE_SCALE;
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Level {
+    pub head: u32,
+    pub tail: u32,
+    pub qty: u64,
+}
+
+const EMPTY_LEVEL: Level = Level {
+    head: NIL,
+    tail: NIL,
+    qty: 0,
+};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Book {
+    tick_units: u16,
+    /// Indexed by `price_units / tick_units`; a level holds bids or asks, never both, because
+    /// the book is never crossed after a command.
+    levels: Vec<Level>,
+    bids: BitSet,
+    asks: BitSet,
+}
+
+impl Book {
+    pub fn new(tick_units: u16) -> Book {
+        let count = (PRICE_SCALE / tick_units as u32) as usize;
+        Book {
+            tick_units,
+            levels: vec![EMPTY_LEVEL; count],
+            bids: BitSet::new(count),
+            asks: BitSet::new(count),
+        }
+    }
+
+    fn index(&self, price_units: u16) -> usize {
+        assert!(price_units > 0 && price_units % self.tick_units == 0);
+        (price_units / self.tick_units) as usize
+    }
+
+    fn price(&self, index: usize) -> u16 {
+        index as u16 * self.tick_units
+    }
+
+    fn occupancy(&mut self, side: BookSide) -> &mut BitSet {
+        match side {
+            BookSide::Bid => &mut self.bids,
+            BookSide::Ask => &mut self.asks,
+        }
+    }
+
+    pub fn best(&self, side: BookSide) -> Option<u16> {
+        let index = match side {
+            BookSide::Bid => self.bids.highest(),
+            BookSide::Ask => self.asks.lowest(),
+        };
+        index.map(|index| self.price(index))
+    }
+
+    /// The next occupied price after `price_units`, moving away from the spread.
+    pub fn next_worse(&self, side: BookSide, price_units: u16) -> Option<u16> {
+        let index = self.index(price_units);
+        let next = match side {
+            BookSide::Bid => self.bids.highest_below(index),
+            BookSide::Ask => self.asks.lowest_above(index),
+        };
+        next.map(|index| self.price(index))
+    }
+
+    pub fn level(&self, price_units: u16) -> &Level {
+        &self.levels[self.index(price_units)]
+    }
+
+    pub fn level_qty(&self, price_units: u16) -> u64 {
+        self.level(price_units).qty
+    }
+
+    /// Appends the order in `slot` to the back of its level.
+    pub fn push_back(&mut self, arena: &mut Arena, slot: u32) {
+        let (side, price, remaining) = {
+            let order = arena.get(slot);
+            assert!(!order.resting);
+            (
+                order.book_side(),
+                order.book_price_units(),
+                order.remaining_qty(),
+            )
+        };
+        assert!(remaining > 0);
+        let index = self.index(price);
+        let tail = self.levels[index].tail;
+        {
+            let order = arena.get_mut(slot);
+            order.resting = true;
+            order.level_prev = tail;
+            order.level_next = NIL;
+        }
+        if tail == NIL {
+            self.levels[index].head = slot;
+            self.occupancy(side).insert(index);
+        } else {
+            arena.get_mut(tail).level_next = slot;
+        }
+        let level = &mut self.levels[index];
+        level.tail = slot;
+        level.qty += remaining;
+    }
+
+    /// Takes the order in `slot` out of its level (its remaining qty leaves the level total).
+    pub fn unlink(&mut self, arena: &mut Arena, slot: u32) {
+        let (side, price, remaining, prev, next) = {
+            let order = arena.get_mut(slot);
+            assert!(order.resting);
+            order.resting = false;
+            let links = (order.level_prev, order.level_next);
+            order.level_prev = NIL;
+            order.level_next = NIL;
+            (
+                order.book_side(),
+                order.book_price_units(),
+                order.remaining_qty(),
+                links.0,
+                links.1,
+            )
+        };
+        let index = self.index(price);
+        match prev {
+            NIL => self.levels[index].head = next,
+            prev => arena.get_mut(prev).level_next = next,
+        }
+        match next {
+            NIL => self.levels[index].tail = prev,
+            next => arena.get_mut(next).level_prev = prev,
+        }
+        let level = &mut self.levels[index];
+        assert!(level.qty >= remaining);
+        level.qty -= remaining;
+        if level.head == NIL {
+            assert_eq!(level.qty, 0);
+            self.occupancy(side).remove(index);
+        }
+    }
+
+    /// Shrinks a resting order's level total by `qty` (a fill or a decrement of that order).
+    pub fn reduce(&mut self, price_units: u16, qty: u64) {
+        let index = self.index(price_units);
+        let level = &mut self.levels[index];
+        assert!(
+            level.qty > qty,
+            "a level emptied by a reduce must unlink its order"
+        );
+        level.qty -= qty;
+    }
+
+    /// Aggregated levels of one side, best first, at most `depth` of them.
+    pub fn depth(&self, side: BookSide, depth: usize, out: &mut Vec<(u16, u64)>) {
+        out.clear();
+        let mut price = self.best(side);
+        while let Some(p) = price {
+            if out.len() >= depth {
+                break;
+            }
+            out.push((p, self.level_qty(p)));
+            price = self.next_worse(side, p);
+        }
+    }
+
+    /// Every occupied price of a side, best first (checks and snapshots).
+    pub fn prices(&self, side: BookSide) -> Vec<u16> {
+        let mut prices = Vec::new();
+        let mut price = self.best(side);
+        while let Some(p) = price {
+            prices.push(p);
+            price = self.next_worse(side, p);
+        }
+        prices
+    }
+}
+
+/// A fixed-size bitset with scans for the lowest and highest set bit.
+#[derive(Clone, Debug)]
+struct BitSet {
+    words: Vec<u64>,
+}
+
+impl BitSet {
+    fn new(bits: usize) -> BitSet {
+        BitSet {
+            words: vec![0; bits.div_ceil(64)],
+        }
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.words[index / 64] |= 1 << (index % 64);
+    }
+
+    fn remove(&mut self, index: usize) {
+        self.words[index / 64] &= !(1 << (index % 64));
+    }
+
+    fn lowest(&self) -> Option<usize> {
+        self.lowest_from(0)
+    }
+
+    fn highest(&self) -> Option<usize> {
+        self.highest_through(self.words.len() * 64 - 1)
+    }
+
+    fn lowest_above(&self, index: usize) -> Option<usize> {
+        self.lowest_from(index + 1)
+    }
+
+    fn highest_below(&self, index: usize) -> Option<usize> {
+        index.checked_sub(1).and_then(|i| self.highest_through(i))
+    }
+
+    fn lowest_from(&self, start: usize) -> Option<usize> {
+        let mut word_index = start / 64;
+        if word_index >= self.words.len() {
+            return None;
+        }
+        let mut word = self.words[word_index] & (u64::MAX << (start % 64));
+        loop {
+            if word != 0 {
+                return Some(word_index * 64 + word.trailing_zeros() as usize);
+            }
+            word_index += 1;
+            if word_index == self.words.len() {
+                return None;
+            }
+            word = self.words[word_index];
+        }
+    }
+
+    fn highest_through(&self, end: usize) -> Option<usize> {
+        let mut word_index = end / 64;
+        let shift = 63 - (end % 64);
+        let mut word = self.words[word_index] & (u64::MAX >> shift);
+        loop {
+            if word != 0 {
+                return Some(word_index * 64 + 63 - word.leading_zeros() as usize);
+            }
+            if word_index == 0 {
+                return None;
+            }
+            word_index -= 1;
+            word = self.words[word_index];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bitset_scans_find_neighbours() {
+        let mut set = BitSet::new(10_000);
+        assert_eq!(set.lowest(), None);
+        assert_eq!(set.highest(), None);
+        for i in [3, 64, 65, 9_999] {
+            set.insert(i);
+        }
+        assert_eq!(set.lowest(), Some(3));
+        assert_eq!(set.highest(), Some(9_999));
+        assert_eq!(set.lowest_above(3), Some(64));
+        assert_eq!(set.lowest_above(65), Some(9_999));
+        assert_eq!(set.highest_below(64), Some(3));
+        assert_eq!(set.highest_below(3), None);
+        set.remove(9_999);
+        assert_eq!(set.highest(), Some(65));
+        assert_eq!(set.lowest_above(65), None);
+    }
+}

@@ -1,0 +1,239 @@
+//! The whole-state invariant checker (invariants 1-5 of DESIGN.md).
+//!
+//! O(state): for tests, the simulator, the fuzzers and `restore`, never for the hot path
+//! (the engine asserts the O(1) parts of these where they must hold). It reports the first
+//! violation found, naming the invariant, and must never mutate anything.
+
+use core::fmt;
+
+use rustc_hash::FxHashMap;
+
+use crate::engine::Engine;
+use crate::orders::NIL;
+use crate::types::{BookSide, MarketId, Outcome, Side, UserId};
+use crate::units::MICROS_PER_SHARE;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The number of the invariant in DESIGN.md.
+    pub invariant: u8,
+    pub detail: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invariant {} violated: {}", self.invariant, self.detail)
+    }
+}
+
+impl std::error::Error for Violation {}
+
+fn violation(invariant: u8, detail: String) -> Result<(), Violation> {
+    Err(Violation { invariant, detail })
+}
+
+impl Engine {
+    pub fn check_invariants(&self) -> Result<(), Violation> {
+        self.check_ledger_sums()?;
+        self.check_non_negative()?;
+        self.check_escrow()?;
+        self.check_books()?;
+        self.check_reservations()
+    }
+
+    /// 1. The accounts sum to zero.
+    fn check_ledger_sums(&self) -> Result<(), Violation> {
+        let users: i128 = self
+            .ledger
+            .cash
+            .iter()
+            .map(|c| c.available_micros as i128 + c.locked_micros as i128)
+            .sum();
+        let escrow: i128 = self.ledger.escrow_micros.iter().map(|e| *e as i128).sum();
+        let total =
+            users + escrow + self.ledger.fee_micros as i128 + self.ledger.external_micros as i128;
+        if total != 0 {
+            return violation(1, format!("accounts sum to {total}, not 0"));
+        }
+        Ok(())
+    }
+
+    /// 2. No balance is negative (shares are unsigned by type).
+    fn check_non_negative(&self) -> Result<(), Violation> {
+        for (user, cash) in self.ledger.cash.iter().enumerate() {
+            if cash.available_micros < 0 || cash.locked_micros < 0 {
+                return violation(2, format!("user {user} has cash {cash:?}"));
+            }
+        }
+        if self.ledger.fee_micros < 0 {
+            return violation(2, format!("fee account is {}", self.ledger.fee_micros));
+        }
+        for (market, escrow) in self.ledger.escrow_micros.iter().enumerate() {
+            if *escrow < 0 {
+                return violation(2, format!("market {market} escrow is {escrow}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// 3. Per market, YES shares == NO shares == escrow / 1.00.
+    fn check_escrow(&self) -> Result<(), Violation> {
+        let mut totals = vec![(0u128, 0u128); self.markets.len()];
+        for (&(market, _), position) in &self.ledger.positions {
+            let total = &mut totals[market.0 as usize];
+            total.0 += position.total(Outcome::Yes) as u128;
+            total.1 += position.total(Outcome::No) as u128;
+        }
+        for (market, &(yes, no)) in totals.iter().enumerate() {
+            let escrow = self.ledger.escrow_micros[market] as i128;
+            let backed = yes as i128 * MICROS_PER_SHARE as i128;
+            if yes != no || backed != escrow {
+                return violation(
+                    3,
+                    format!("market {market}: yes {yes}, no {no}, escrow {escrow}"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// 4. Books are not crossed, every resting order sits in exactly one level whose total is
+    ///    the sum of its orders, and every open order rests.
+    fn check_books(&self) -> Result<(), Violation> {
+        let mut resting = 0usize;
+        for (index, market) in self.markets.iter().enumerate() {
+            let book = &market.book;
+            if let (Some(bid), Some(ask)) = (book.best(BookSide::Bid), book.best(BookSide::Ask)) {
+                if bid >= ask {
+                    return violation(4, format!("market {index} crossed: bid {bid} >= ask {ask}"));
+                }
+            }
+            for side in [BookSide::Bid, BookSide::Ask] {
+                for price in book.prices(side) {
+                    resting += self.check_level(MarketId(index as u32), side, price)?;
+                }
+            }
+        }
+        if resting != self.orders.len() {
+            return violation(
+                4,
+                format!("{} open orders but {resting} resting", self.orders.len()),
+            );
+        }
+        Ok(())
+    }
+
+    fn check_level(
+        &self,
+        market: MarketId,
+        side: BookSide,
+        price: u16,
+    ) -> Result<usize, Violation> {
+        let level = self.markets[market.0 as usize].book.level(price);
+        let (mut sum, mut count, mut prev, mut slot) = (0u64, 0usize, NIL, level.head);
+        while slot != NIL {
+            let order = self.orders.get(slot);
+            let placed = order.resting
+                && order.market == market
+                && order.book_side() == side
+                && order.book_price_units() == price
+                && order.level_prev == prev
+                && order.remaining_qty() > 0
+                && self.orders.slot_of(order.id) == Some(slot);
+            if !placed {
+                return Err(Violation {
+                    invariant: 4,
+                    detail: format!("order {:?} misplaced at {side:?} {price}", order.id),
+                });
+            }
+            sum += order.remaining_qty();
+            count += 1;
+            prev = slot;
+            slot = order.level_next;
+        }
+        if sum != level.qty || level.tail != prev || count == 0 {
+            return Err(Violation {
+                invariant: 4,
+                detail: format!(
+                    "market {market:?} {side:?} {price}: level {} != orders {sum}",
+                    level.qty
+                ),
+            });
+        }
+        Ok(count)
+    }
+
+    /// 5. Locked cash and reserved shares are exactly what open orders need.
+    fn check_reservations(&self) -> Result<(), Violation> {
+        let mut locked = vec![0i64; self.users.len()];
+        let mut reserved: FxHashMap<(MarketId, UserId, Outcome), u64> = FxHashMap::default();
+        for (user_index, orders) in self.users.iter().enumerate() {
+            let (mut count, mut slot) = (0u32, orders.head);
+            while slot != NIL {
+                let order = self.orders.get(slot);
+                if order.user.0 as usize != user_index {
+                    return violation(5, format!("order {:?} in another user's list", order.id));
+                }
+                match order.side {
+                    Side::Buy => {
+                        if order.locked_micros != self.reserve_of(order) {
+                            return violation(
+                                5,
+                                format!(
+                                    "order {:?} holds {} micros",
+                                    order.id, order.locked_micros
+                                ),
+                            );
+                        }
+                        locked[user_index] += order.locked_micros;
+                    }
+                    Side::Sell => {
+                        *reserved
+                            .entry((order.market, order.user, order.outcome))
+                            .or_default() += order.remaining_qty();
+                    }
+                }
+                count += 1;
+                slot = order.user_next;
+            }
+            if count != orders.open_count {
+                return violation(
+                    5,
+                    format!(
+                        "user {user_index} counts {} open orders, has {count}",
+                        orders.open_count
+                    ),
+                );
+            }
+        }
+        for (user, cash) in self.ledger.cash.iter().enumerate() {
+            if cash.locked_micros != locked[user] {
+                return violation(
+                    5,
+                    format!(
+                        "user {user} locks {} but orders need {}",
+                        cash.locked_micros, locked[user]
+                    ),
+                );
+            }
+        }
+        for (&(market, user), position) in &self.ledger.positions {
+            for outcome in [Outcome::Yes, Outcome::No] {
+                let need = reserved.get(&(market, user, outcome)).copied().unwrap_or(0);
+                let held = position.total(outcome) - position.free(outcome);
+                if held != need {
+                    return violation(5, format!("user {user:?} reserves {held} {outcome:?} in {market:?}, orders need {need}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "test-hooks"))]
+impl Engine {
+    /// Test-only: corrupts a user's available cash so tests can prove the checker catches it.
+    pub fn corrupt_available_for_test(&mut self, user: UserId, delta_micros: i64) {
+        self.ledger.cash[user.0 as usize].available_micros += delta_micros;
+    }
+}

@@ -1,0 +1,283 @@
+//! The engine: state, the `apply` entry point, the clock and the end-of-command flush.
+//!
+//! `apply` advances the clock (expiries, market closes), runs one command, and appends the
+//! net book, position and balance changes. It owns the order of events (see `event`). It must
+//! never read a clock, allocate per command in steady state, or iterate a hash map where the
+//! order could reach an event.
+
+use alloc::collections::{BTreeSet, VecDeque};
+
+use rustc_hash::FxHashMap;
+
+use crate::book::Book;
+use crate::command::{Command, MarketParams, Op, PlaceOrder};
+use crate::event::Event;
+use crate::ledger::{Ledger, Position};
+use crate::orders::{Arena, NIL};
+use crate::reject::Reject;
+use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId};
+use crate::units::{OPEN_ORDERS_PER_USER_DEFAULT, OPEN_ORDERS_PER_USER_LIMIT};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Config {
+    /// The most open orders one user may have at once.
+    pub open_orders_per_user_max: u32,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            open_orders_per_user_max: OPEN_ORDERS_PER_USER_DEFAULT,
+        }
+    }
+}
+
+impl Config {
+    pub fn is_valid(&self) -> bool {
+        (1..=OPEN_ORDERS_PER_USER_LIMIT).contains(&self.open_orders_per_user_max)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Market {
+    pub params: MarketParams,
+    pub state: MarketState,
+    pub resolution: Option<crate::types::Resolution>,
+    pub book: Book,
+    /// Rises by one per command that changes this market's book.
+    pub book_seq: u64,
+}
+
+/// A remembered client order id: what was placed under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientRecord {
+    pub order: OrderId,
+    pub request: PlaceOrder,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ClientIds {
+    pub records: FxHashMap<ClientOrderId, ClientRecord>,
+    /// Ids in placement order; the oldest is forgotten past `CLIENT_ORDER_IDS_KEPT` unless its
+    /// order is still open.
+    pub recent: VecDeque<ClientOrderId>,
+    /// Ids pushed out of `recent` whose orders are still open, by order.
+    pub evicted_open: FxHashMap<OrderId, ClientOrderId>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct UserOrders {
+    pub open_count: u32,
+    pub head: u32,
+    pub tail: u32,
+    pub client_ids: Option<Box<ClientIds>>,
+}
+
+impl Default for UserOrders {
+    fn default() -> UserOrders {
+        UserOrders {
+            open_count: 0,
+            head: NIL,
+            tail: NIL,
+            client_ids: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Engine {
+    pub(crate) config: Config,
+    pub(crate) now_micros: u64,
+    pub(crate) next_order_id: u64,
+    pub(crate) next_trade_id: u64,
+    pub(crate) markets: Vec<Market>,
+    pub(crate) slugs: FxHashMap<String, MarketId>,
+    pub(crate) users: Vec<UserOrders>,
+    pub(crate) ledger: Ledger,
+    pub(crate) orders: Arena,
+    pub(crate) expiries: BTreeSet<(u64, OrderId)>,
+    pub(crate) closes: BTreeSet<(u64, MarketId)>,
+    /// Levels changed by the current command with their size before the first change.
+    pub(crate) touched_levels: Vec<(MarketId, BookSide, u16, u64)>,
+    /// Reused buffer for order slots collected by cancel-all, closes and resolution.
+    pub(crate) scratch_slots: Vec<u32>,
+}
+
+impl Default for Engine {
+    fn default() -> Engine {
+        Engine::new(Config::default())
+    }
+}
+
+impl Engine {
+    pub fn new(config: Config) -> Engine {
+        assert!(config.is_valid());
+        Engine {
+            config,
+            now_micros: 0,
+            next_order_id: 1,
+            next_trade_id: 1,
+            markets: Vec::new(),
+            slugs: FxHashMap::default(),
+            users: Vec::new(),
+            ledger: Ledger::default(),
+            orders: Arena::default(),
+            expiries: BTreeSet::new(),
+            closes: BTreeSet::new(),
+            touched_levels: Vec::new(),
+            scratch_slots: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
+    /// Applies one command. On `Err` the command changed nothing, but `out` may still hold the
+    /// events of the clock advancing to `cmd.ts_micros` (expiries, closes), which did happen.
+    pub fn apply(&mut self, cmd: &Command, out: &mut Vec<Event>) -> Result<(), Reject> {
+        if cmd.ts_micros < self.now_micros {
+            return Err(Reject::TimestampBackwards);
+        }
+        self.now_micros = cmd.ts_micros;
+        self.advance_clock(out);
+        let result = self.execute(&cmd.op, out);
+        self.flush(out);
+        result
+    }
+
+    fn execute(&mut self, op: &Op, out: &mut Vec<Event>) -> Result<(), Reject> {
+        match op {
+            Op::Tick => Ok(()),
+            Op::CreateUser => self.create_user(out),
+            Op::CreateMarket(params) => self.create_market(params, out),
+            Op::HaltMarket { market } => self.halt_market(*market, out),
+            Op::ResumeMarket { market } => self.resume_market(*market, out),
+            Op::CloseMarket { market } => self.close_market_command(*market, out),
+            Op::ResolveMarket { market, resolution } => {
+                self.resolve_market(*market, *resolution, out)
+            }
+            Op::Deposit {
+                user,
+                amount_micros,
+            } => self.deposit(*user, *amount_micros, out),
+            Op::Withdraw {
+                user,
+                amount_micros,
+            } => self.withdraw(*user, *amount_micros, out),
+            Op::Split { user, market, qty } => self.split(*user, *market, *qty, out),
+            Op::Merge { user, market, qty } => self.merge(*user, *market, *qty, out),
+            Op::Place(request) => self.place(request, out),
+            Op::Cancel { user, order } => self.cancel(*user, *order, out),
+            Op::CancelAll { user, market } => self.cancel_all(*user, *market, out),
+            Op::Amend {
+                user,
+                order,
+                qty,
+                price_units,
+            } => self.amend(*user, *order, *qty, *price_units, out),
+            Op::Batch {
+                user,
+                cancels,
+                places,
+            } => self.batch(*user, cancels, places, out),
+        }
+    }
+
+    /// Expires due GTD orders, then closes markets whose close time has come.
+    fn advance_clock(&mut self, out: &mut Vec<Event>) {
+        while let Some(&(expires_at, order)) = self.expiries.first() {
+            if expires_at > self.now_micros {
+                break;
+            }
+            let slot = self
+                .orders
+                .slot_of(order)
+                .expect("expiry index holds open orders");
+            self.end_resting(slot, crate::types::OrderEnd::Expired, None, out);
+        }
+        while let Some(&(close_at, market)) = self.closes.first() {
+            if close_at > self.now_micros {
+                break;
+            }
+            self.close_market(market, crate::types::CancelReason::MarketClosed, out);
+        }
+    }
+
+    pub(crate) fn touch_level(&mut self, market: MarketId, side: BookSide, price_units: u16) {
+        let qty = self.markets[market.0 as usize].book.level_qty(price_units);
+        self.touched_levels.push((market, side, price_units, qty));
+    }
+
+    /// Appends the net level, position and balance changes of this command, in the order the
+    /// `event` module documents, and clears the touch lists.
+    fn flush(&mut self, out: &mut Vec<Event>) {
+        self.flush_levels(out);
+        let mut touched = core::mem::take(&mut self.ledger.touched_positions);
+        // Sorting by (key, then push order) and keeping the first entry of each key keeps the
+        // value from before the command's first change.
+        sort_keep_first(&mut touched, |entry| entry.0);
+        for &((market, user), before) in touched.iter() {
+            let now: Position = self.ledger.position(market, user);
+            if now != before {
+                out.push(Event::Position {
+                    user,
+                    market,
+                    yes_free: now.yes_free,
+                    yes_reserved: now.yes_reserved,
+                    no_free: now.no_free,
+                    no_reserved: now.no_reserved,
+                });
+            }
+        }
+        touched.clear();
+        self.ledger.touched_positions = touched;
+        let mut touched = core::mem::take(&mut self.ledger.touched_cash);
+        sort_keep_first(&mut touched, |entry| entry.0);
+        for &(user, before) in touched.iter() {
+            let now = self.ledger.cash(user);
+            if now != before {
+                out.push(Event::Balance {
+                    user,
+                    available_micros: now.available_micros,
+                    locked_micros: now.locked_micros,
+                });
+            }
+        }
+        touched.clear();
+        self.ledger.touched_cash = touched;
+    }
+
+    fn flush_levels(&mut self, out: &mut Vec<Event>) {
+        let touched = &mut self.touched_levels;
+        sort_keep_first(touched, |entry| (entry.0, entry.1, entry.2));
+        let mut seq_market = None;
+        for &(market, side, price_units, before) in touched.iter() {
+            let state = &mut self.markets[market.0 as usize];
+            let qty = state.book.level_qty(price_units);
+            if qty == before {
+                continue;
+            }
+            if seq_market != Some(market) {
+                state.book_seq += 1;
+                seq_market = Some(market);
+            }
+            out.push(Event::BookLevel {
+                market,
+                book_seq: state.book_seq,
+                side,
+                price_units,
+                qty,
+            });
+        }
+        touched.clear();
+    }
+}
+
+/// Sorts by key, keeping entries of equal key in push order, and drops all but the first
+/// entry of each key. (The stable sort allocates nothing for the short lists of a typical
+/// command.)
+fn sort_keep_first<T: Copy, K: Ord>(entries: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    entries.sort_by_key(|entry| key(entry));
+    entries.dedup_by(|later, earlier| key(later) == key(earlier));
+}

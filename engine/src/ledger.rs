@@ -1,0 +1,209 @@
+//! The double-entry ledger: user cash (available and locked), per-market escrow, the fee
+//! account and the external world, plus every user's YES/NO shares (free and reserved).
+//!
+//! Every cash movement takes from one account and gives to another, so the sum over all
+//! accounts is always zero. Balances are asserted non-negative after every movement (release
+//! builds too). It must never decide whether a movement is allowed: callers check first, so a
+//! failed assertion here is a bug, not a reject.
+
+use rustc_hash::FxHashMap;
+
+use crate::types::{MarketId, Outcome, UserId};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    pub yes_free: u64,
+    pub yes_reserved: u64,
+    pub no_free: u64,
+    pub no_reserved: u64,
+}
+
+impl Position {
+    pub fn free(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::Yes => self.yes_free,
+            Outcome::No => self.no_free,
+        }
+    }
+
+    pub fn total(&self, outcome: Outcome) -> u64 {
+        match outcome {
+            Outcome::Yes => self.yes_free + self.yes_reserved,
+            Outcome::No => self.no_free + self.no_reserved,
+        }
+    }
+
+    fn parts(&mut self, outcome: Outcome) -> (&mut u64, &mut u64) {
+        match outcome {
+            Outcome::Yes => (&mut self.yes_free, &mut self.yes_reserved),
+            Outcome::No => (&mut self.no_free, &mut self.no_reserved),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Position::default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Cash {
+    pub available_micros: i64,
+    pub locked_micros: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Ledger {
+    pub cash: Vec<Cash>,
+    pub escrow_micros: Vec<i64>,
+    pub positions: FxHashMap<(MarketId, UserId), Position>,
+    /// Users holding a position entry, per market, in the order they first got one.
+    pub holders: Vec<Vec<UserId>>,
+    pub fee_micros: i64,
+    /// The outside world: minus (deposits - withdrawals).
+    pub external_micros: i64,
+    /// Accounts changed by the current command, with their value before the first change.
+    pub touched_cash: Vec<(UserId, Cash)>,
+    pub touched_positions: Vec<((MarketId, UserId), Position)>,
+}
+
+impl Ledger {
+    pub fn cash(&self, user: UserId) -> Cash {
+        self.cash[user.0 as usize]
+    }
+
+    pub fn position(&self, market: MarketId, user: UserId) -> Position {
+        self.positions
+            .get(&(market, user))
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn cash_mut(&mut self, user: UserId) -> &mut Cash {
+        let before = self.cash[user.0 as usize];
+        self.touched_cash.push((user, before));
+        &mut self.cash[user.0 as usize]
+    }
+
+    fn position_mut(&mut self, market: MarketId, user: UserId) -> &mut Position {
+        let before = self.position(market, user);
+        self.touched_positions.push(((market, user), before));
+        let holders = &mut self.holders[market.0 as usize];
+        self.positions.entry((market, user)).or_insert_with(|| {
+            holders.push(user);
+            Position::default()
+        })
+    }
+
+    pub fn deposit(&mut self, user: UserId, amount_micros: i64) {
+        assert!(amount_micros > 0);
+        self.external_micros -= amount_micros;
+        self.cash_mut(user).available_micros += amount_micros;
+    }
+
+    pub fn withdraw(&mut self, user: UserId, amount_micros: i64) {
+        assert!(amount_micros > 0);
+        let cash = self.cash_mut(user);
+        cash.available_micros -= amount_micros;
+        assert!(cash.available_micros >= 0);
+        self.external_micros += amount_micros;
+    }
+
+    pub fn lock(&mut self, user: UserId, amount_micros: i64) {
+        assert!(amount_micros >= 0);
+        let cash = self.cash_mut(user);
+        cash.available_micros -= amount_micros;
+        cash.locked_micros += amount_micros;
+        assert!(cash.available_micros >= 0);
+    }
+
+    pub fn unlock(&mut self, user: UserId, amount_micros: i64) {
+        assert!(amount_micros >= 0);
+        let cash = self.cash_mut(user);
+        cash.locked_micros -= amount_micros;
+        cash.available_micros += amount_micros;
+        assert!(cash.locked_micros >= 0);
+    }
+
+    /// A buyer pays for shares out of cash locked by its order.
+    pub fn pay_into_escrow(&mut self, user: UserId, market: MarketId, amount_micros: i64) {
+        assert!(amount_micros >= 0);
+        let cash = self.cash_mut(user);
+        cash.locked_micros -= amount_micros;
+        assert!(cash.locked_micros >= 0);
+        self.escrow_micros[market.0 as usize] += amount_micros;
+    }
+
+    /// A seller (or a settling holder) is paid from escrow into available cash.
+    pub fn pay_from_escrow(&mut self, market: MarketId, user: UserId, amount_micros: i64) {
+        assert!(amount_micros >= 0);
+        let escrow = &mut self.escrow_micros[market.0 as usize];
+        *escrow -= amount_micros;
+        assert!(*escrow >= 0);
+        self.cash_mut(user).available_micros += amount_micros;
+    }
+
+    /// Fee charged out of the order's locked cash (BUY) or out of available proceeds (SELL);
+    /// a negative fee is a rebate paid by the fee account into available cash.
+    pub fn charge_fee(&mut self, user: UserId, fee_micros: i64, from_locked: bool) {
+        let cash = self.cash_mut(user);
+        if fee_micros < 0 {
+            cash.available_micros -= fee_micros;
+        } else if from_locked {
+            cash.locked_micros -= fee_micros;
+            assert!(cash.locked_micros >= 0);
+        } else {
+            cash.available_micros -= fee_micros;
+            assert!(cash.available_micros >= 0);
+        }
+        self.fee_micros += fee_micros;
+    }
+
+    pub fn add_free(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
+        *self.position_mut(market, user).parts(outcome).0 += qty;
+    }
+
+    pub fn remove_free(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
+        let (free, _) = self.position_mut(market, user).parts(outcome);
+        assert!(*free >= qty);
+        *free -= qty;
+    }
+
+    pub fn reserve(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
+        let (free, reserved) = self.position_mut(market, user).parts(outcome);
+        assert!(*free >= qty);
+        *free -= qty;
+        *reserved += qty;
+    }
+
+    pub fn release(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
+        let (free, reserved) = self.position_mut(market, user).parts(outcome);
+        assert!(*reserved >= qty);
+        *reserved -= qty;
+        *free += qty;
+    }
+
+    pub fn remove_reserved(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
+        let (_, reserved) = self.position_mut(market, user).parts(outcome);
+        assert!(*reserved >= qty);
+        *reserved -= qty;
+    }
+
+    /// Split: cash -> `qty` YES + `qty` NO, the cash going into escrow.
+    pub fn split(&mut self, market: MarketId, user: UserId, qty: u64, amount_micros: i64) {
+        let cash = self.cash_mut(user);
+        cash.available_micros -= amount_micros;
+        assert!(cash.available_micros >= 0);
+        self.escrow_micros[market.0 as usize] += amount_micros;
+        self.add_free(market, user, Outcome::Yes, qty);
+        self.add_free(market, user, Outcome::No, qty);
+    }
+
+    /// Zeroes a holder's position at resolution and forgets it.
+    pub fn settle(&mut self, market: MarketId, user: UserId) -> Position {
+        let position = *self.position_mut(market, user);
+        assert_eq!(position.yes_reserved, 0);
+        assert_eq!(position.no_reserved, 0);
+        self.positions.remove(&(market, user));
+        position
+    }
+}
