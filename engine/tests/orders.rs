@@ -192,7 +192,8 @@ fn a_market_buy_walks_the_book_up_to_its_protection_limit() {
     h.limit(mm, m, Side::Buy, Outcome::No, 5_000, 10).unwrap(); // ask 0.50
     h.limit(mm, m, Side::Buy, Outcome::No, 4_800, 10).unwrap(); // ask 0.52
     h.limit(mm, m, Side::Buy, Outcome::No, 4_000, 10).unwrap(); // ask 0.60
-                                                                // 5% slippage from 0.50 allows up to 0.525, rounded down to the tick: 0.52.
+
+    // 5% slippage from 0.50 allows up to 0.525, rounded down to the tick: 0.52.
     let order = PlaceOrder {
         max_slippage_bps: Some(500),
         ..PlaceOrder::market(t, m, Side::Buy, Outcome::Yes, 25)
