@@ -84,6 +84,21 @@ impl Book {
         self.level(price_units).qty
     }
 
+    /// The size of one side at a price: a level's orders are all on one side, and within a
+    /// command a price can change sides (a bid sweeps the asks at its limit, then rests there).
+    pub fn side_qty(&self, side: BookSide, price_units: u16) -> u64 {
+        let index = self.index(price_units);
+        let occupied = match side {
+            BookSide::Bid => self.bids.contains(index),
+            BookSide::Ask => self.asks.contains(index),
+        };
+        if occupied {
+            self.levels[index].qty
+        } else {
+            0
+        }
+    }
+
     /// Appends the order in `slot` to the back of its level.
     pub fn push_back(&mut self, arena: &mut Arena, slot: u32) {
         let (side, price, remaining) = {
@@ -201,6 +216,10 @@ impl BitSet {
 
     fn insert(&mut self, index: usize) {
         self.words[index / 64] |= 1 << (index % 64);
+    }
+
+    fn contains(&self, index: usize) -> bool {
+        self.words[index / 64] & (1 << (index % 64)) != 0
     }
 
     fn remove(&mut self, index: usize) {

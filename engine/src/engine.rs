@@ -205,7 +205,9 @@ impl Engine {
     }
 
     pub(crate) fn touch_level(&mut self, market: MarketId, side: BookSide, price_units: u16) {
-        let qty = self.markets[market.0 as usize].book.level_qty(price_units);
+        let qty = self.markets[market.0 as usize]
+            .book
+            .side_qty(side, price_units);
         self.touched_levels.push((market, side, price_units, qty));
     }
 
@@ -254,7 +256,7 @@ impl Engine {
         let mut seq_market = None;
         for &(market, side, price_units, before) in touched.iter() {
             let state = &mut self.markets[market.0 as usize];
-            let qty = state.book.level_qty(price_units);
+            let qty = state.book.side_qty(side, price_units);
             if qty == before {
                 continue;
             }

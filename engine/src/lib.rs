@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod command;
 pub mod event;
+pub mod reference;
 pub mod reject;
 pub mod types;
 pub mod units;

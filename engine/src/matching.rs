@@ -143,8 +143,11 @@ impl Engine {
                 && !resting_tif
                 && !request.post_only
                 && request.qty.is_some() != request.cash_micros.is_some()
+                // Cash-sized: a BUY, IOC only (there is no share count to fill or kill),
+                // and not decrement-and-cancel (there is no share count to decrement).
                 && (request.cash_micros.is_none()
                     || (request.side == Side::Buy
+                        && tif == TimeInForce::Ioc
                         && request.self_trade_prevention
                             != SelfTradePrevention::DecrementAndCancel))
         };
@@ -573,6 +576,14 @@ impl Engine {
                 }
                 let taker = self.orders.get_mut(taker_slot);
                 taker.qty -= qty;
+                // A SELL taker frees the decremented shares now; a BUY taker's excess cash
+                // is released when it rests or ends (a MARKET BUY holds no excess at all).
+                let (user, market, side, outcome) =
+                    (taker.user, taker.market, taker.side, taker.outcome);
+                if side == Side::Sell {
+                    self.ledger.release(market, user, outcome, qty);
+                }
+                let taker = self.orders.get(taker_slot);
                 out.push(Event::OrderReduced {
                     order: taker.id,
                     qty: taker.qty,

@@ -3,7 +3,7 @@
 mod support;
 
 use engine::{
-    CancelReason, ClientOrderId, Event, Op, OrderEnd, Outcome, PlaceOrder, Reject,
+    BookSide, CancelReason, ClientOrderId, Event, Op, OrderEnd, Outcome, PlaceOrder, Reject,
     SelfTradePrevention, Side, TimeInForce,
 };
 use support::{Harness, DOLLAR};
@@ -480,4 +480,58 @@ fn reduce_only_buys_are_bounded_by_the_other_outcome() {
         ..buy_yes
     })
     .unwrap();
+}
+
+#[test]
+fn a_price_that_changes_sides_reports_both_levels() {
+    // Found by the differential suite: a bid that sweeps the asks at its limit and rests
+    // there used to report the ask level with the bid's new size.
+    let mut h = Harness::default();
+    let (maker, taker) = (h.user(100), h.user(100));
+    let m = h.market(0, 0);
+    h.limit(maker, m, Side::Buy, Outcome::No, 5_000, 4).unwrap(); // ask 0.50
+    h.limit(taker, m, Side::Buy, Outcome::Yes, 5_000, 10)
+        .unwrap();
+    let levels: Vec<(BookSide, u16, u64)> = h
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::BookLevel {
+                side,
+                price_units,
+                qty,
+                ..
+            } => Some((*side, *price_units, *qty)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        vec![(BookSide::Bid, 5_000, 6), (BookSide::Ask, 5_000, 0)]
+    );
+}
+
+#[test]
+fn a_decremented_sell_taker_frees_its_shares() {
+    // Found by the differential suite: decrement-and-cancel shrank a SELL taker without
+    // releasing the shares it had reserved, leaving them locked forever.
+    let mut h = Harness::default();
+    let a = h.user(100);
+    let m = h.market(0, 0);
+    h.apply(Op::Split {
+        user: a,
+        market: m,
+        qty: 10,
+    })
+    .unwrap();
+    h.limit(a, m, Side::Buy, Outcome::Yes, 5_000, 3).unwrap();
+    let sell = PlaceOrder {
+        self_trade_prevention: SelfTradePrevention::DecrementAndCancel,
+        ..PlaceOrder::limit(a, m, Side::Sell, Outcome::Yes, 5_000, 7)
+    };
+    h.place(sell).unwrap();
+    let position = h.engine.position(a, m);
+    // 3 decremented away, 4 resting on the ask: 6 free, 4 reserved.
+    assert_eq!((position.yes_free, position.yes_reserved), (6, 4));
+    assert!(h.engine.open_orders(a).iter().all(|o| o.side == Side::Sell));
 }
