@@ -237,3 +237,59 @@ impl Engine {
         self.ledger.cash[user.0 as usize].available_micros += delta_micros;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Command, Op};
+
+    /// One user with $5, checked clean.
+    fn funded() -> Engine {
+        let mut engine = Engine::default();
+        let mut out = Vec::new();
+        let deposit = Op::Deposit {
+            user: UserId(0),
+            amount_micros: 5_000_000,
+        };
+        for (ts_micros, op) in [(1, Op::CreateUser), (2, deposit)] {
+            engine.apply(&Command { ts_micros, op }, &mut out).unwrap();
+        }
+        assert_eq!(engine.check_invariants(), Ok(()));
+        engine
+    }
+
+    #[test]
+    fn the_checker_reports_cash_created_from_nothing() {
+        let mut engine = funded();
+        engine.corrupt_available_for_test(UserId(0), 7);
+        assert_eq!(
+            engine.check_invariants(),
+            Err(Violation {
+                invariant: 1,
+                detail: "accounts sum to 7, not 0".to_owned(),
+            })
+        );
+        // Restore runs the same checker, so a corrupted state cannot come back from a snapshot.
+        let restored = Engine::restore(&engine.snapshot());
+        assert_eq!(
+            restored.unwrap_err().0,
+            "invariant 1 violated: accounts sum to 7, not 0"
+        );
+        engine.corrupt_available_for_test(UserId(0), -7);
+        assert_eq!(engine.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn the_checker_reports_cash_destroyed_below_zero() {
+        let mut engine = funded();
+        engine.corrupt_available_for_test(UserId(0), -5_000_001);
+        // The sum is checked first, so that is the violation reported.
+        assert_eq!(
+            engine.check_invariants(),
+            Err(Violation {
+                invariant: 1,
+                detail: "accounts sum to -5000001, not 0".to_owned(),
+            })
+        );
+    }
+}

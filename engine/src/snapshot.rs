@@ -257,6 +257,13 @@ impl Engine {
         if market.escrow_micros < 0 {
             return Err(invalid("negative escrow"));
         }
+        // A live engine pays every share out when it resolves a market, at a payout in 0..=1.
+        let payout_valid = market
+            .resolution
+            .is_none_or(|r| r.yes_payout_units() as u32 <= crate::units::PRICE_SCALE);
+        if !payout_valid || (resolved && market.escrow_micros != 0) {
+            return Err(invalid("resolved market"));
+        }
         self.markets.push(Market {
             params: params.clone(),
             state: market.state,
@@ -280,7 +287,13 @@ impl Engine {
         order: &OrderSnapshot,
     ) -> Result<(), RestoreError> {
         let tick = self.markets[market.0 as usize].params.tick_units;
-        let valid = (order.user.0 as usize) < self.users.len()
+        // Closing a market cancels its orders: only an open or halted market has any.
+        let trading = matches!(
+            self.markets[market.0 as usize].state,
+            MarketState::Open | MarketState::Halted
+        );
+        let valid = trading
+            && (order.user.0 as usize) < self.users.len()
             && check_price(order.limit_units, tick).is_ok()
             && order.filled_qty < order.qty
             && order.qty <= ORDER_QTY_LIMIT
