@@ -1,7 +1,8 @@
 //! Commands: the only way to change the engine.
 //!
-//! A command is a plain value with a stable, tagged serde shape (`{"ts": .., "op": {"type":
-//! "place", ..}}`), so the server can journal it and the browser can exchange it as JSON.
+//! A command is a plain value with a stable, tagged serde shape
+//! (`{"ts_micros": .., "op": {"type": "place", ..}}`), so the server can journal it and the
+//! browser can exchange it as JSON.
 //! Commands never carry decimals: the edges parse those into price units and micros first.
 
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 
 mod support;
 
-use engine::{Event, FillKind, Op, OrderEnd, Outcome, Side};
+use engine::{Event, FillKind, OrderEnd, Outcome, Side};
 use support::{Harness, DOLLAR};
 
 fn trade_kind(events: &[Event]) -> FillKind {
@@ -39,12 +39,7 @@ fn a_yes_transfer_moves_cash_from_buyer_to_seller_at_the_maker_price() {
     let mut h = Harness::default();
     let (alice, bob, carol) = (h.user(100), h.user(100), h.user(100));
     let m = h.market(0, 0);
-    h.apply(Op::Split {
-        user: alice,
-        market: m,
-        qty: 10,
-    })
-    .unwrap();
+    h.split(alice, m, 10);
     h.limit(alice, m, Side::Sell, Outcome::Yes, 5_500, 10)
         .unwrap();
     assert_eq!(h.engine.position(alice, m).yes_reserved, 10);
@@ -65,12 +60,7 @@ fn a_no_transfer_moves_no_shares_at_the_complement_price() {
     let mut h = Harness::default();
     let (alice, bob) = (h.user(100), h.user(100));
     let m = h.market(0, 0);
-    h.apply(Op::Split {
-        user: alice,
-        market: m,
-        qty: 5,
-    })
-    .unwrap();
+    h.split(alice, m, 5);
     // SELL NO at 0.30 rests on the YES bid at 0.70.
     h.limit(alice, m, Side::Sell, Outcome::No, 3_000, 5)
         .unwrap();
@@ -87,18 +77,8 @@ fn sell_yes_meets_sell_no_merges_and_escrow_pays_out() {
     let mut h = Harness::default();
     let (alice, bob) = (h.user(100), h.user(100));
     let m = h.market(0, 0);
-    h.apply(Op::Split {
-        user: alice,
-        market: m,
-        qty: 3,
-    })
-    .unwrap();
-    h.apply(Op::Split {
-        user: bob,
-        market: m,
-        qty: 3,
-    })
-    .unwrap();
+    h.split(alice, m, 3);
+    h.split(bob, m, 3);
     h.limit(alice, m, Side::Sell, Outcome::No, 4_000, 3)
         .unwrap(); // YES bid 0.60
     h.limit(bob, m, Side::Sell, Outcome::Yes, 5_800, 3).unwrap(); // takes at 0.60

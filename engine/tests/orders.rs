@@ -455,12 +455,7 @@ fn reduce_only_buys_are_bounded_by_the_other_outcome() {
     let mut h = Harness::default();
     let a = h.user(100);
     let m = h.market(0, 0);
-    h.apply(Op::Split {
-        user: a,
-        market: m,
-        qty: 3,
-    })
-    .unwrap();
+    h.split(a, m, 3);
     h.apply(Op::Place(PlaceOrder::limit(
         a,
         m,
@@ -518,12 +513,7 @@ fn a_decremented_sell_taker_frees_its_shares() {
     let mut h = Harness::default();
     let a = h.user(100);
     let m = h.market(0, 0);
-    h.apply(Op::Split {
-        user: a,
-        market: m,
-        qty: 10,
-    })
-    .unwrap();
+    h.split(a, m, 10);
     h.limit(a, m, Side::Buy, Outcome::Yes, 5_000, 3).unwrap();
     let sell = PlaceOrder {
         self_trade_prevention: SelfTradePrevention::DecrementAndCancel,

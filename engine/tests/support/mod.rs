@@ -93,6 +93,11 @@ impl Harness {
         })
     }
 
+    /// Turns `qty` dollars of the user's cash into `qty` YES + `qty` NO shares.
+    pub fn split(&mut self, user: UserId, market: MarketId, qty: u64) {
+        self.apply(Op::Split { user, market, qty }).unwrap();
+    }
+
     pub fn place(&mut self, request: PlaceOrder) -> Result<OrderId, Reject> {
         self.apply(Op::Place(request))?;
         Ok(self.accepted_order().expect("an accepted order"))
