@@ -12,8 +12,8 @@ use crate::ledger::Cash;
 use crate::reject::Reject;
 use crate::types::{CancelReason, MarketId, MarketState, OrderEnd, Outcome, Resolution, UserId};
 use crate::units::{
-    notional_micros, CASH_IN_SYSTEM_MICROS_MAX, FEE_RATE_BPS_MAX, MARKETS_MAX, MICROS_PER_SHARE,
-    ORDER_QTY_LIMIT, PRICE_SCALE, SLUG_LEN_MAX, TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX, USERS_MAX,
+    notional_micros, CASH_IN_SYSTEM_MICROS_MAX, FEE_RATE_BPS_MAX, MICROS_PER_SHARE,
+    ORDER_QTY_LIMIT, PRICE_SCALE, SLUG_LEN_MAX, TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX,
 };
 
 impl Engine {
@@ -33,7 +33,7 @@ impl Engine {
     }
 
     pub(crate) fn create_user(&mut self, out: &mut Vec<Event>) -> Result<(), Reject> {
-        if self.users.len() >= USERS_MAX as usize {
+        if self.users.len() >= self.config.users_max as usize {
             return Err(Reject::TooManyUsers);
         }
         let user = UserId(self.users.len() as u32);
@@ -48,7 +48,7 @@ impl Engine {
         params: &MarketParams,
         out: &mut Vec<Event>,
     ) -> Result<(), Reject> {
-        if self.markets.len() >= MARKETS_MAX as usize {
+        if self.markets.len() >= self.config.markets_max as usize {
             return Err(Reject::TooManyMarkets);
         }
         if !market_params_valid(params, self.now_micros) {

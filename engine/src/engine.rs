@@ -16,18 +16,26 @@ use crate::ledger::{Ledger, Position};
 use crate::orders::{Arena, NIL};
 use crate::reject::Reject;
 use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId};
-use crate::units::{OPEN_ORDERS_PER_USER_DEFAULT, OPEN_ORDERS_PER_USER_LIMIT};
+use crate::units::{
+    MARKETS_MAX, OPEN_ORDERS_PER_USER_DEFAULT, OPEN_ORDERS_PER_USER_LIMIT, USERS_MAX,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Config {
     /// The most open orders one user may have at once.
     pub open_orders_per_user_max: u32,
+    /// Capacity an operator plans for: `CreateUser` and `CreateMarket` are rejected beyond
+    /// these (never above `USERS_MAX` and `MARKETS_MAX`).
+    pub users_max: u32,
+    pub markets_max: u32,
 }
 
 impl Default for Config {
     fn default() -> Config {
         Config {
             open_orders_per_user_max: OPEN_ORDERS_PER_USER_DEFAULT,
+            users_max: USERS_MAX,
+            markets_max: MARKETS_MAX,
         }
     }
 }
@@ -35,6 +43,8 @@ impl Default for Config {
 impl Config {
     pub fn is_valid(&self) -> bool {
         (1..=OPEN_ORDERS_PER_USER_LIMIT).contains(&self.open_orders_per_user_max)
+            && (1..=USERS_MAX).contains(&self.users_max)
+            && (1..=MARKETS_MAX).contains(&self.markets_max)
     }
 }
 

@@ -23,8 +23,8 @@ use crate::types::{
 };
 use crate::units::{
     BATCH_ITEMS_MAX, CASH_IN_SYSTEM_MICROS_MAX, CLIENT_ORDER_IDS_KEPT, FEE_RATE_BPS_MAX,
-    MARKETS_MAX, OPEN_ORDERS_MAX, ORDER_QTY_LIMIT, SLIPPAGE_BPS_MAX, SLUG_LEN_MAX,
-    TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX, USERS_MAX,
+    OPEN_ORDERS_MAX, ORDER_QTY_LIMIT, SLIPPAGE_BPS_MAX, SLUG_LEN_MAX, TICK_UNITS_ALLOWED,
+    TRANSFER_MICROS_MAX,
 };
 
 const SCALE: i128 = 10_000;
@@ -473,7 +473,7 @@ impl Reference {
     }
 
     fn create_user(&mut self, out: &mut Vec<Event>) -> Result<(), Reject> {
-        if self.users.len() >= USERS_MAX as usize {
+        if self.users.len() >= self.config.users_max as usize {
             return Err(Reject::TooManyUsers);
         }
         self.users.push(User::default());
@@ -484,7 +484,7 @@ impl Reference {
     }
 
     fn create_market(&mut self, params: &MarketParams, out: &mut Vec<Event>) -> Result<(), Reject> {
-        if self.markets.len() >= MARKETS_MAX as usize {
+        if self.markets.len() >= self.config.markets_max as usize {
             return Err(Reject::TooManyMarkets);
         }
         let slug_ok = !params.slug.is_empty()

@@ -20,7 +20,7 @@ use crate::types::{
     BookSide, ClientOrderId, MarketId, MarketState, OrderId, OrderType, Outcome, Resolution,
     SelfTradePrevention, Side, TimeInForce, UserId,
 };
-use crate::units::{CLIENT_ORDER_IDS_KEPT, MARKETS_MAX, ORDER_QTY_LIMIT, USERS_MAX};
+use crate::units::{CLIENT_ORDER_IDS_KEPT, ORDER_QTY_LIMIT};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -208,8 +208,8 @@ impl Engine {
         if !snapshot.config.is_valid() {
             return Err(invalid("config out of range"));
         }
-        if snapshot.users.len() > USERS_MAX as usize
-            || snapshot.markets.len() > MARKETS_MAX as usize
+        if snapshot.users.len() > snapshot.config.users_max as usize
+            || snapshot.markets.len() > snapshot.config.markets_max as usize
         {
             return Err(invalid("too many users or markets"));
         }

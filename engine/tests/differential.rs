@@ -501,6 +501,8 @@ fn stamp(ts: u64, op: Op) -> Command {
 
 const CONFIG: Config = Config {
     open_orders_per_user_max: 6,
+    users_max: USERS,
+    markets_max: 2,
 };
 
 /// The setup, then the generated ops, as (time step, op) pairs.

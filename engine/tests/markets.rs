@@ -925,3 +925,20 @@ fn a_payout_above_one_dollar_or_an_unknown_market_is_rejected() {
         Err(Reject::UnknownMarket)
     );
 }
+
+#[test]
+fn users_and_markets_stop_at_the_configured_capacity() {
+    let config = engine::Config {
+        users_max: 2,
+        markets_max: 1,
+        ..engine::Config::default()
+    };
+    let mut h = Harness::new(engine::Engine::new(config));
+    h.user(0);
+    h.user(0);
+    assert_eq!(h.apply(Op::CreateUser), Err(Reject::TooManyUsers));
+    h.apply(Op::CreateMarket(params("first", 100))).unwrap();
+    let second = Op::CreateMarket(params("second", 100));
+    assert_eq!(h.apply(second), Err(Reject::TooManyMarkets));
+    assert_eq!((h.engine.user_count(), h.engine.market_count()), (2, 1));
+}

@@ -439,6 +439,7 @@ fn cancel_all_cancels_in_one_market_or_everywhere() {
 fn the_open_order_limit_is_enforced_per_user() {
     let mut h = Harness::new(engine::Engine::new(engine::Config {
         open_orders_per_user_max: 2,
+        ..engine::Config::default()
     }));
     let a = h.user(100);
     let m = h.market(0, 0);
@@ -524,4 +525,54 @@ fn a_decremented_sell_taker_frees_its_shares() {
     // 3 decremented away, 4 resting on the ask: 6 free, 4 reserved.
     assert_eq!((position.yes_free, position.yes_reserved), (6, 4));
     assert!(h.engine.open_orders(a).iter().all(|o| o.side == Side::Sell));
+}
+
+#[test]
+fn a_command_stamped_before_the_clock_is_rejected_and_changes_nothing() {
+    let mut h = Harness::default();
+    let a = h.user(100);
+    let m = h.market(0, 0);
+    let expiring = PlaceOrder {
+        time_in_force: TimeInForce::Gtd,
+        expires_at_micros: Some(h.ts + 5),
+        ..PlaceOrder::limit(a, m, Side::Buy, Outcome::Yes, 4_000, 1)
+    };
+    h.place(expiring).unwrap();
+    let (now, before) = (h.ts, h.engine.snapshot());
+    let late = h.apply_at(
+        now - 1,
+        Op::CancelAll {
+            user: a,
+            market: None,
+        },
+    );
+    assert_eq!(late, Err(Reject::TimestampBackwards));
+    assert!(h.events.is_empty());
+    assert_eq!(h.engine.snapshot(), before);
+    // The same timestamp again is fine: the clock never decreases, it may stand still.
+    h.apply_at(now, Op::Tick).unwrap();
+    assert_eq!(h.engine.open_orders(a).len(), 1);
+}
+
+#[test]
+fn a_batch_over_the_item_limit_is_rejected_whole() {
+    let mut h = Harness::default();
+    let a = h.user(1_000);
+    let m = h.market(0, 0);
+    let own = h.limit(a, m, Side::Buy, Outcome::Yes, 4_000, 1).unwrap();
+    let places = vec![PlaceOrder::limit(a, m, Side::Buy, Outcome::Yes, 3_000, 1); 100];
+    let too_many = Op::Batch {
+        user: a,
+        cancels: vec![own],
+        places: places.clone(),
+    };
+    assert_eq!(h.apply(too_many), Err(Reject::BatchTooLarge));
+    assert_eq!(h.engine.open_orders(a).len(), 1);
+    let at_limit = Op::Batch {
+        user: a,
+        cancels: Vec::new(),
+        places,
+    };
+    h.apply(at_limit).unwrap();
+    assert_eq!(h.engine.open_orders(a).len(), 101);
 }
