@@ -12,6 +12,12 @@
 //!    (by market, bids before asks, price ascending; all of one market carry that market's
 //!    `book_seq`, which rises by one per command that changed its book), then `Position` (by
 //!    market, then user) and `Balance` (by user) for every account whose value changed.
+//!
+//! A rejected command is not an event: `Engine::apply` returns the typed `Reject` and the
+//! command's own events are empty (clock events may still precede it). Inside a batch, where
+//! items fail on their own, a failed item is the event `BatchItemRejected`. An order's fill
+//! state follows from its events: `OrderAccepted.qty`, minus the `qty` of each `Trade` it is in
+//! and of each `OrderReduced`, until `OrderEnded`.
 
 use serde::{Deserialize, Serialize};
 
