@@ -16,8 +16,8 @@
 //! A rejected command is not an event: `Engine::apply` returns the typed `Reject` and the
 //! command's own events are empty (clock events may still precede it). Inside a batch, where
 //! items fail on their own, a failed item is the event `BatchItemRejected`. An order's fill
-//! state follows from its events: `OrderAccepted.qty`, minus the `qty` of each `Trade` it is in
-//! and of each `OrderReduced`, until `OrderEnded`.
+//! state follows from its events: `OrderAccepted.qty`, each `Trade` it is in, the new sizes in
+//! `OrderReduced` and `OrderAmended`, and finally `OrderEnded` with its filled and unfilled qty.
 
 use serde::{Deserialize, Serialize};
 
