@@ -1,0 +1,1 @@
+//! The simulator library (work in progress: agents, checks and the runner land next).
