@@ -363,13 +363,42 @@ impl Reference {
 
     /// Everything net events report: level sizes, positions and balances.
     fn observables(&self) -> Observables {
+        // One pass over the open orders gives every reservation, so this stays linear in the
+        // state (the simulator runs the reference over long sequences).
+        let mut locked = vec![0i128; self.users.len()];
+        let mut reserved: BTreeMap<(MarketId, UserId), [u64; 2]> = BTreeMap::new();
+        for order in self.orders.values() {
+            match order.side {
+                Side::Buy => locked[order.user.0 as usize] += self.order_reserve(order),
+                Side::Sell => {
+                    let entry = reserved.entry((order.market, order.user)).or_default();
+                    entry[order.outcome as usize] += order.remaining();
+                }
+            }
+        }
         let positions = self
             .shares
             .keys()
-            .map(|&(market, user)| ((market, user), self.position(market, user)))
+            .map(|&key| {
+                let [yes, no] = self.holding(key.0, key.1);
+                let [yes_reserved, no_reserved] = reserved.get(&key).copied().unwrap_or_default();
+                let position = Position {
+                    yes_free: yes - yes_reserved,
+                    yes_reserved,
+                    no_free: no - no_reserved,
+                    no_reserved,
+                };
+                (key, position)
+            })
             .collect();
-        let balances = (0..self.users.len())
-            .map(|u| self.balance(UserId(u as u32)))
+        let balances = self
+            .users
+            .iter()
+            .zip(locked)
+            .map(|(user, locked)| Cash {
+                available_micros: (user.cash - locked) as i64,
+                locked_micros: locked as i64,
+            })
             .collect();
         Observables {
             levels: self.levels(),
@@ -740,13 +769,7 @@ impl Reference {
             price_units: limit,
         });
         if let Some(client_order_id) = request.client_order_id {
-            self.users[request.user.0 as usize]
-                .client_history
-                .push(ClientEntry {
-                    id: client_order_id,
-                    order: id,
-                    request: *request,
-                });
+            self.remember(request.user, client_order_id, id, request);
         }
         let order = Order {
             id,
@@ -767,6 +790,26 @@ impl Reference {
         };
         self.take(order, out);
         Ok(())
+    }
+
+    fn remember(&mut self, user: UserId, id: ClientOrderId, order: OrderId, request: &PlaceOrder) {
+        let history = &mut self.users[user.0 as usize].client_history;
+        history.push(ClientEntry {
+            id,
+            order,
+            request: *request,
+        });
+        // Entries past the kept window whose orders have ended are dead: drop them now and then
+        // so the history stays bounded (and cheap to clone in trial runs).
+        if history.len() >= 2 * CLIENT_ORDER_IDS_KEPT {
+            let recent_from = history.len() - CLIENT_ORDER_IDS_KEPT;
+            let orders = &self.orders;
+            let mut index = 0;
+            history.retain(|entry| {
+                index += 1;
+                index > recent_from || orders.contains_key(&entry.order)
+            });
+        }
     }
 
     fn check_shape(&self, request: &PlaceOrder) -> Result<(), Reject> {
