@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod audit;
 pub mod command;
 pub mod event;
 pub mod reference;

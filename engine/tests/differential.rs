@@ -11,6 +11,7 @@
 //! lifecycle (halts, close times, resolutions), and hostile input (bad prices, others' orders,
 //! overspending, repeated client ids).
 
+use engine::audit::FillAudit;
 use engine::reference::Reference;
 use engine::{
     BookSide, ClientOrderId, Command, Config, Engine, Event, MarketId, MarketParams, Op, OrderId,
@@ -517,7 +518,7 @@ fn run(ops: Vec<(u64, Op)>, snapshot_at: prop::sample::Index) {
         requests_with_ids: Vec::new(),
     };
     let mut journal = Vec::new();
-    let mut limits = Limits::default();
+    let mut fills = FillAudit::default();
     let ops: Vec<(u64, Op)> = with_setup(ops).collect();
     let split_at = snapshot_at.index(ops.len() + 1);
     let mut restored = None;
@@ -552,7 +553,11 @@ fn run(ops: Vec<(u64, Op)>, snapshot_at: prop::sample::Index) {
             let result = restored.apply(&command, &mut events);
             assert_eq!((result, &events), (got, &engine_events), "restored engine");
         }
-        limits.check_fills(&engine_events, &context);
+        for event in &engine_events {
+            if let Err(detail) = fills.absorb(event) {
+                panic!("invariant 6: {detail} after {}", context());
+            }
+        }
         resolver.learn(&engine_events);
         journal.push(command);
     }
@@ -565,64 +570,6 @@ fn run(ops: Vec<(u64, Op)>, snapshot_at: prop::sample::Index) {
         let _ = replayed.apply(command, &mut Vec::new());
     }
     assert_eq!(replayed.state_hash(), hash, "replay of the journal");
-}
-
-/// Invariant 6, checked on the events alone: every fill is between two different users at a
-/// price no worse than either order's limit (as accepted, or as last amended).
-#[derive(Default)]
-struct Limits {
-    /// Order -> (side, outcome, limit in the outcome's price).
-    by_order: std::collections::HashMap<OrderId, (Side, Outcome, u16)>,
-}
-
-impl Limits {
-    fn check_fills(&mut self, events: &[Event], context: &dyn Fn() -> String) {
-        for event in events {
-            match event {
-                Event::OrderAccepted {
-                    order,
-                    request,
-                    price_units,
-                    ..
-                } => {
-                    let limit = (request.side, request.outcome, *price_units);
-                    self.by_order.insert(*order, limit);
-                }
-                Event::OrderAmended {
-                    order, price_units, ..
-                } => {
-                    self.by_order.get_mut(order).unwrap().2 = *price_units;
-                }
-                Event::Trade {
-                    maker_order,
-                    taker_order,
-                    maker_user,
-                    taker_user,
-                    price_units,
-                    ..
-                } => {
-                    assert_ne!(maker_user, taker_user, "self-trade after {}", context());
-                    for order in [maker_order, taker_order] {
-                        let (side, outcome, limit) = self.by_order[order];
-                        let paid = match outcome {
-                            Outcome::Yes => *price_units,
-                            Outcome::No => 10_000 - *price_units,
-                        };
-                        let within = match side {
-                            Side::Buy => paid <= limit,
-                            Side::Sell => paid >= limit,
-                        };
-                        assert!(
-                            within,
-                            "{order:?} filled past its limit after {}",
-                            context()
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
 }
 
 /// Runs the ops on an engine alone and hands every command with its result and events.

@@ -13,14 +13,15 @@
 //! A rejected command must change nothing but the clock. It must never let a failure pass
 //! quietly: the first one stops the run and is reported with its command index.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use engine::audit::FillAudit;
 use engine::reference::Reference;
 use engine::{
     BookSide, CancelReason, Cash, Command, Config, Engine, Event, MarketId, MarketState, OrderEnd,
-    OrderId, Outcome, Position, Reject, Side, UserId,
+    Outcome, Position, Reject, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -284,8 +285,8 @@ struct Shadow {
     shares: BTreeMap<MarketId, [i128; 2]>,
     levels: BTreeMap<(MarketId, BookSide, u16), u64>,
     book_seq: BTreeMap<MarketId, u64>,
-    /// Open orders' (side, outcome, limit in the outcome's price).
-    limits: HashMap<OrderId, (Side, Outcome, u16)>,
+    /// Invariant 6, from the events alone.
+    fills: FillAudit,
 }
 
 /// What one command touched, for the checks that follow it.
@@ -345,25 +346,10 @@ impl Shadow {
             } => {
                 self.absorb_level(*market, *book_seq, *side, *price_units, *qty, touched)?;
             }
-            Event::OrderAccepted {
-                order,
-                request,
-                price_units,
-                ..
-            } => {
-                let limit = (request.side, request.outcome, *price_units);
-                self.limits.insert(*order, limit);
-            }
-            Event::OrderAmended {
-                order, price_units, ..
-            } => match self.limits.get_mut(order) {
-                Some(limit) => limit.2 = *price_units,
-                None => return Err(shadow(6, format!("{order:?} amended but not open"))),
-            },
-            Event::OrderEnded { order, .. } => {
-                self.limits.remove(order);
-            }
-            Event::Trade { .. } => self.check_trade(event)?,
+            Event::OrderAccepted { .. }
+            | Event::OrderAmended { .. }
+            | Event::OrderEnded { .. }
+            | Event::Trade { .. } => self.fills.absorb(event).map_err(|d| shadow(6, d))?,
             _ => {}
         }
         Ok(())
@@ -428,44 +414,6 @@ impl Shadow {
             self.levels.remove(&(market, side, price_units));
         } else {
             self.levels.insert((market, side, price_units), qty);
-        }
-        Ok(())
-    }
-
-    /// Invariant 6 on one fill: two different users, each within its own limit.
-    fn check_trade(&self, trade: &Event) -> Result<(), Failure> {
-        let Event::Trade {
-            maker_order,
-            taker_order,
-            maker_user,
-            taker_user,
-            price_units,
-            ..
-        } = trade
-        else {
-            unreachable!("called with a trade");
-        };
-        if maker_user == taker_user {
-            return Err(shadow(6, format!("{maker_user:?} traded with itself")));
-        }
-        for order in [maker_order, taker_order] {
-            let Some(&(side, outcome, limit)) = self.limits.get(order) else {
-                return Err(shadow(6, format!("{order:?} traded but is not open")));
-            };
-            let paid = match outcome {
-                Outcome::Yes => *price_units,
-                Outcome::No => 10_000 - *price_units,
-            };
-            let within = match side {
-                Side::Buy => paid <= limit,
-                Side::Sell => paid >= limit,
-            };
-            if !within {
-                return Err(shadow(
-                    6,
-                    format!("{order:?} filled at {paid} past {limit}"),
-                ));
-            }
         }
         Ok(())
     }
