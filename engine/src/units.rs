@@ -79,7 +79,12 @@ pub fn fill_fee_weight(qty: u64, price_units: u16) -> u128 {
 pub fn fee_ceil_micros(rate_bps: i32, weight: u128) -> i64 {
     assert!(rate_bps >= 0);
     let numerator = rate_bps as u128 * weight;
-    let fee = numerator.div_ceil(1_000_000);
+    // Almost every numerator fits in 64 bits, where dividing by a constant is a multiply;
+    // a 128-bit division is a slow library call.
+    let fee = match u64::try_from(numerator) {
+        Ok(small) => small.div_ceil(1_000_000) as u128,
+        Err(_) => numerator.div_ceil(1_000_000),
+    };
     assert!(fee <= CASH_IN_SYSTEM_MICROS_MAX as u128);
     fee as i64
 }
@@ -88,7 +93,11 @@ pub fn fee_ceil_micros(rate_bps: i32, weight: u128) -> i64 {
 /// fee account never pays out more than it took.
 pub fn rebate_floor_micros(rate_bps: i32, weight: u128) -> i64 {
     assert!(rate_bps >= 0);
-    let rebate = rate_bps as u128 * weight / 1_000_000;
+    let numerator = rate_bps as u128 * weight;
+    let rebate = match u64::try_from(numerator) {
+        Ok(small) => (small / 1_000_000) as u128,
+        Err(_) => numerator / 1_000_000,
+    };
     assert!(rebate <= CASH_IN_SYSTEM_MICROS_MAX as u128);
     rebate as i64
 }
@@ -137,6 +146,16 @@ mod tests {
         // 7% of 1 * 0.0001 * 0.9999 = 6.9993 micros -> rounds up to 7.
         assert_eq!(fee_ceil_micros(700, fill_fee_weight(1, 1)), 7);
         assert_eq!(fee_ceil_micros(0, fill_fee_weight(1_000, 4_000)), 0);
+    }
+
+    #[test]
+    fn fees_past_64_bits_take_the_wide_path_exactly() {
+        // 100% of 1e9 shares at 0.5: weight 2.5e16, numerator 2.5e20 > u64::MAX.
+        let weight = fill_fee_weight(ORDER_QTY_LIMIT, 5_000);
+        assert!(10_000 * weight > u64::MAX as u128);
+        assert_eq!(fee_ceil_micros(10_000, weight), 250_000_000_000_000);
+        assert_eq!(fee_ceil_micros(10_000, weight + 1), 250_000_000_000_001);
+        assert_eq!(rebate_floor_micros(10_000, weight + 1), 250_000_000_000_000);
     }
 
     #[test]

@@ -1,0 +1,223 @@
+//! `engine-bench`: runs a workload and prints ops/s, ns/op, latency percentiles, peak RSS,
+//! heap bytes per resting order and the workload's counts (`--json`: one JSON object).
+//!
+//! Timed runs start from a fresh engine with the setup already applied; the counts come from a
+//! separate, untimed run, and every timed run must end on the same state hash as that run.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use benches::measure::{heap_bytes_during, median, peak_rss_bytes, percentile, CountingAllocator};
+use benches::workloads::{
+    self, count, prepare, resolution_setup, standard_expected_counts, Counts, Workload,
+};
+use clap::Parser;
+use engine::{Command, MarketId, Outcome, PlaceOrder, Side, UserId};
+use serde::Serialize;
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+#[derive(Parser, Debug)]
+#[command(about = "Engine benchmarks on the workloads of WORKLOAD.md and beside it")]
+struct Args {
+    /// standard, many-markets, cancel-heavy, deep-book or resolution.
+    #[arg(long, default_value = "standard")]
+    workload: String,
+    /// Timed runs (the median is reported).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    runs: u32,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Figures {
+    workload: &'static str,
+    ops: u64,
+    runs: u32,
+    ops_per_sec: f64,
+    ns_per_op: f64,
+    p50_ns: u64,
+    p99_ns: u64,
+    p999_ns: u64,
+    peak_rss_bytes: Option<u64>,
+    bytes_per_resting_order: f64,
+    #[serde(flatten)]
+    counts: Counts,
+    /// `standard` only: whether the counts equal WORKLOAD.md's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counts_match_workload_md: Option<bool>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.workload == "resolution" {
+        return resolution(&args);
+    }
+    let Some(workload) = workloads::workload(&args.workload) else {
+        eprintln!("unknown workload {:?}", args.workload);
+        return ExitCode::from(2);
+    };
+    let (counts, counted) = count(&workload);
+    let hash = counted.state_hash();
+    drop(counted);
+    let mut ns_per_op: Vec<f64> = (0..args.runs).map(|_| timed_run(&workload, hash)).collect();
+    let ns_per_op = median(&mut ns_per_op);
+    let latencies = latency_run(&workload);
+    let figures = Figures {
+        workload: workload.name,
+        ops: workload.ops,
+        runs: args.runs,
+        ops_per_sec: 1e9 / ns_per_op,
+        ns_per_op,
+        p50_ns: percentile(&latencies, 500),
+        p99_ns: percentile(&latencies, 990),
+        p999_ns: percentile(&latencies, 999),
+        peak_rss_bytes: peak_rss_bytes(),
+        bytes_per_resting_order: bytes_per_resting_order(),
+        counts_match_workload_md: (workload.name == "standard")
+            .then(|| counts == standard_expected_counts()),
+        counts,
+    };
+    print(&figures, args.json);
+    if figures.counts_match_workload_md == Some(false) {
+        eprintln!("the counts differ from WORKLOAD.md: the engine matched differently");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// One timed pass over the stream on a fresh engine; ns per operation.
+fn timed_run(workload: &Workload, expected_hash: u128) -> f64 {
+    let (mut engine, mut stream) = prepare(workload);
+    let mut events = Vec::with_capacity(1 << 12);
+    let started = Instant::now();
+    while let Some((kind, command)) = stream.draw() {
+        if let Some(command) = &command {
+            let _ = black_box(engine.apply(command, &mut events));
+        }
+        stream.observe(kind, &events);
+        events.clear();
+    }
+    let elapsed = started.elapsed();
+    assert_eq!(engine.state_hash(), expected_hash, "a timed run diverged");
+    elapsed.as_nanos() as f64 / workload.ops as f64
+}
+
+/// Every operation timed on its own (a separate run: the clock reads cost time), sorted.
+fn latency_run(workload: &Workload) -> Vec<u64> {
+    let (mut engine, mut stream) = prepare(workload);
+    let mut events = Vec::with_capacity(1 << 12);
+    let mut samples = Vec::with_capacity(workload.ops as usize);
+    loop {
+        let started = Instant::now();
+        let Some((kind, command)) = stream.draw() else {
+            break;
+        };
+        if let Some(command) = &command {
+            let _ = black_box(engine.apply(command, &mut events));
+        }
+        stream.observe(kind, &events);
+        events.clear();
+        samples.push(started.elapsed().as_nanos() as u64);
+    }
+    samples.sort_unstable();
+    samples
+}
+
+/// Heap bytes a fresh engine allocates while 1,000,000 non-crossing orders are placed, per
+/// order (WORKLOAD.md: fixed tables and the harness's own lists do not count).
+fn bytes_per_resting_order() -> f64 {
+    const ORDERS: u64 = 1_000_000;
+    let (mut engine, _) = prepare(&workloads::workload("standard").expect("standard"));
+    let commands: Vec<Command> = (0..ORDERS)
+        .map(|i| {
+            let user = UserId((i % 1_000) as u32);
+            let (outcome, price_units) = if i % 2 == 0 {
+                (Outcome::Yes, 10 + 10 * (i / 2 % 490) as u16)
+            } else {
+                (Outcome::No, 10 + 10 * (i / 2 % 490) as u16)
+            };
+            let order = PlaceOrder::limit(user, MarketId(0), Side::Buy, outcome, price_units, 1);
+            Command {
+                ts_micros: 1,
+                op: engine::Op::Place(order),
+            }
+        })
+        .collect();
+    let mut events = Vec::with_capacity(1 << 12);
+    let ((), bytes) = heap_bytes_during(|| {
+        for command in &commands {
+            engine.apply(command, &mut events).expect("a resting order");
+            events.clear();
+        }
+    });
+    assert_eq!(engine.open_order_count() as u64, ORDERS);
+    bytes as f64 / ORDERS as f64
+}
+
+fn resolution(args: &Args) -> ExitCode {
+    const HOLDERS: u32 = 100_000;
+    let mut millis: Vec<f64> = (0..args.runs)
+        .map(|_| {
+            let (mut engine, resolve) = resolution_setup(HOLDERS);
+            let mut events: Vec<engine::Event> = Vec::with_capacity(1 << 20);
+            let started = Instant::now();
+            engine.apply(&resolve, &mut events).expect("resolves");
+            let elapsed = started.elapsed();
+            black_box(&events);
+            assert_eq!(engine.escrow_micros(MarketId(0)), Some(0));
+            elapsed.as_secs_f64() * 1e3
+        })
+        .collect();
+    let resolve_ms = median(&mut millis);
+    if args.json {
+        let figures = serde_json::json!({
+            "workload": "resolution",
+            "positions": HOLDERS,
+            "runs": args.runs,
+            "resolve_ms": resolve_ms,
+            "peak_rss_bytes": peak_rss_bytes(),
+        });
+        println!("{figures}");
+    } else {
+        println!(
+            "resolution: {HOLDERS} positions resolved in {resolve_ms:.2} ms (median of {})",
+            args.runs
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn print(figures: &Figures, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(figures).expect("figures encode")
+        );
+        return;
+    }
+    println!(
+        "{}: {} ops, {:.1} ns/op ({:.2} M ops/s, median of {} runs)",
+        figures.workload,
+        figures.ops,
+        figures.ns_per_op,
+        figures.ops_per_sec / 1e6,
+        figures.runs
+    );
+    println!(
+        "latency: p50 {} ns, p99 {} ns, p99.9 {} ns",
+        figures.p50_ns, figures.p99_ns, figures.p999_ns
+    );
+    println!(
+        "memory: peak RSS {} MiB, {:.1} heap bytes per resting order",
+        figures.peak_rss_bytes.unwrap_or(0) / (1 << 20),
+        figures.bytes_per_resting_order
+    );
+    println!("counts: {:?}", figures.counts);
+    if let Some(matches) = figures.counts_match_workload_md {
+        println!("counts equal WORKLOAD.md's: {matches}");
+    }
+}

@@ -1,0 +1,85 @@
+//! Measuring: timed runs, latency percentiles, peak RSS and heap bytes per resting order.
+//!
+//! Owns the counting allocator (installed by the `engine-bench` binary) and the arithmetic of
+//! the figures. It must never touch the engine beyond applying commands, and never time work
+//! that is not part of the workload (setup and counting runs are untimed).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+/// A global allocator that, while enabled, keeps the net number of heap bytes allocated.
+pub struct CountingAllocator;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static NET_BYTES: AtomicI64 = AtomicI64::new(0);
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    // SAFETY: every call forwards to `System` with the caller's own arguments, so `System`'s
+    // contract is the caller's; the counting touches only atomics.
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            NET_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            NET_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            NET_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Net heap bytes allocated while `work` runs (needs `CountingAllocator` as the global
+/// allocator; otherwise 0).
+pub fn heap_bytes_during<T>(work: impl FnOnce() -> T) -> (T, i64) {
+    NET_BYTES.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let result = work();
+    COUNTING.store(false, Ordering::SeqCst);
+    (result, NET_BYTES.load(Ordering::SeqCst))
+}
+
+/// The process's peak resident set (VmHWM), where the OS tells it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+pub fn median(values: &mut [f64]) -> f64 {
+    assert!(!values.is_empty());
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The value at `per_mille` thousandths of the sorted samples (nearest rank).
+pub fn percentile(sorted: &[u64], per_mille: u64) -> u64 {
+    assert!(!sorted.is_empty());
+    let rank = (sorted.len() as u64 * per_mille).div_ceil(1_000).max(1);
+    sorted[rank as usize - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let samples: Vec<u64> = (1..=1_000).collect();
+        assert_eq!(percentile(&samples, 500), 500);
+        assert_eq!(percentile(&samples, 990), 990);
+        assert_eq!(percentile(&samples, 999), 999);
+        assert_eq!(percentile(&[7], 999), 7);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+    }
+}
