@@ -33,6 +33,7 @@ pub(crate) struct Book {
 
 impl Book {
     pub fn new(tick_units: u16) -> Book {
+        assert!(crate::units::TICK_UNITS_ALLOWED.contains(&tick_units));
         let count = (PRICE_SCALE / tick_units as u32) as usize;
         Book {
             tick_units,
@@ -43,8 +44,16 @@ impl Book {
     }
 
     fn index(&self, price_units: u16) -> usize {
-        assert!(price_units > 0 && price_units % self.tick_units == 0);
-        (price_units / self.tick_units) as usize
+        // One arm per allowed tick, so each division is by a constant (a multiply), not a
+        // hardware divide: this runs on every level access.
+        let (index, rest) = match self.tick_units {
+            1 => (price_units, 0),
+            10 => (price_units / 10, price_units % 10),
+            100 => (price_units / 100, price_units % 100),
+            tick => unreachable!("tick {tick} is not one of TICK_UNITS_ALLOWED"),
+        };
+        assert!(price_units > 0 && rest == 0);
+        index as usize
     }
 
     fn price(&self, index: usize) -> u16 {

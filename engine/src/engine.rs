@@ -290,6 +290,9 @@ impl Engine {
 /// entry of each key. (The stable sort allocates nothing for the short lists of a typical
 /// command.)
 fn sort_keep_first<T: Copy, K: Ord>(entries: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    if entries.len() < 2 {
+        return;
+    }
     entries.sort_by_key(|entry| key(entry));
     entries.dedup_by(|later, earlier| key(later) == key(earlier));
 }

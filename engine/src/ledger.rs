@@ -85,13 +85,14 @@ impl Ledger {
     }
 
     fn position_mut(&mut self, market: MarketId, user: UserId) -> &mut Position {
-        let before = self.position(market, user);
-        self.touched_positions.push(((market, user), before));
         let holders = &mut self.holders[market.0 as usize];
-        self.positions.entry((market, user)).or_insert_with(|| {
+        // One hash lookup: the entry gives both the value before the change and the slot.
+        let position = self.positions.entry((market, user)).or_insert_with(|| {
             holders.push(user);
             Position::default()
-        })
+        });
+        self.touched_positions.push(((market, user), *position));
+        position
     }
 
     pub fn deposit(&mut self, user: UserId, amount_micros: i64) {
@@ -145,6 +146,9 @@ impl Ledger {
     /// Fee charged out of the order's locked cash (BUY) or out of available proceeds (SELL);
     /// a negative fee is a rebate paid by the fee account into available cash.
     pub fn charge_fee(&mut self, user: UserId, fee_micros: i64, from_locked: bool) {
+        if fee_micros == 0 {
+            return;
+        }
         let cash = self.cash_mut(user);
         if fee_micros < 0 {
             cash.available_micros -= fee_micros;
