@@ -78,18 +78,13 @@ pub const WORKLOADS: [Workload; 4] = [
     },
     Workload {
         name: "cancel-heavy",
-        // 100,000 resting orders first, then nine cancels for every new order.
-        warmup: Some((
-            Shape {
-                limit_below: 100,
-                ..STANDARD
-            },
-            100_000,
-        )),
+        // 1,000,000 passive orders first, then nine cancels for every new passive order (the
+        // book never runs dry, so nearly every cancel finds its order).
+        warmup: Some((DEEP_BOOK, 1_000_000)),
         shape: Shape {
             limit_below: 10,
             cancel_below: 100,
-            ..STANDARD
+            ..DEEP_BOOK
         },
         ops: 1_000_000,
     },
