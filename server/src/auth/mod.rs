@@ -1,0 +1,319 @@
+//! Accounts and auth over HTTP: register, login, refresh, logout, `GET /v1/me`, API keys.
+//!
+//! Owns the auth routes and the cookies they set. Login answers the tokens in the body (for
+//! bots and mobile apps) and also sets HTTP-only cookies for the browser: the access token
+//! (`SameSite=Lax`, every path), the refresh token (`SameSite=Strict`, only `/v1/auth`), and a
+//! readable CSRF token the app echoes in `X-CSRF-Token`. Must never say whether an email exists
+//! on a failed login, log a password or token, or leave a session usable after logout.
+
+pub mod api_keys;
+pub mod jwt;
+pub mod password;
+pub mod session;
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{Email, FullName, Password};
+use crate::http::extractor::{
+    authenticate, check_csrf, ApiJson, AuthMethod, AuthUser, OptionalJson, ACCESS_COOKIE,
+    CSRF_COOKIE, REFRESH_COOKIE,
+};
+use crate::http::{AppState, Error};
+use crate::users::{self, Role, User, UserBody};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/login", post(login))
+        .route("/auth/refresh", post(refresh))
+        .route("/auth/logout", post(logout))
+        .route("/me", get(me))
+        .merge(api_keys::router())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RegisterRequest {
+    email: String,
+    password: String,
+    full_name: String,
+}
+
+#[derive(Serialize)]
+struct UserEnvelope {
+    user: UserBody,
+}
+
+#[tracing::instrument(skip_all)]
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let email = Email::parse(&body.email)?;
+    let full_name = FullName::parse(&body.full_name)?;
+    let password = Password::parse(body.password, &email)?;
+    let user = create_user(&state, &email, &full_name, &password, Role::User).await?;
+    tracing::info!(user_id = %user.id, "user registered");
+    let body = UserEnvelope {
+        user: UserBody::from(&user),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Inserts the user, then asks the sequencer for its engine account. The account is committed
+/// with the journaled `CreateUser`; if the exchange is busy now it is created on first use or
+/// at the next start, so registration never fails half-way.
+pub async fn create_user(
+    state: &AppState,
+    email: &Email,
+    full_name: &FullName,
+    password: &Password,
+    role: Role,
+) -> Result<User, Error> {
+    let hash = password::hash(password.expose().to_owned()).await?;
+    let user = users::insert(&state.db, email, full_name, hash, role).await?;
+    if let Err(error) = state.sequencer.ensure_user(user.id).await {
+        tracing::warn!(user_id = %user.id, %error, "engine account deferred");
+    }
+    Ok(user)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    /// Seconds the access token is valid for.
+    expires_in: u64,
+    csrf_token: String,
+    user: UserBody,
+}
+
+#[tracing::instrument(skip_all)]
+async fn login(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let wrong = Error::Unauthenticated("invalid email or password");
+    // A malformed email cannot belong to anyone: same answer, same work.
+    let user = match Email::parse(&body.email) {
+        Ok(email) => users::by_email(&state.db, &email).await?,
+        Err(_) => None,
+    };
+    let hash = user.as_ref().map(|user| user.password_hash.clone());
+    if !password::verify(body.password, hash).await? {
+        return Err(wrong);
+    }
+    let user = user.ok_or(wrong)?;
+    let issued = session::open(&state.db, user.id, state.config.auth.refresh_token_ttl).await?;
+    tracing::info!(user_id = %user.id, session_id = %issued.session_id, "logged in");
+    tokens_response(&state, jar, &user, issued)
+}
+
+fn tokens_response(
+    state: &AppState,
+    jar: CookieJar,
+    user: &User,
+    issued: session::Issued,
+) -> Result<(CookieJar, Json<TokenResponse>), Error> {
+    let access_token = state.keys.issue(user.id, issued.session_id)?;
+    let csrf_token = state.keys.csrf_token(issued.session_id);
+    let auth = &state.config.auth;
+    let jar = jar
+        .add(cookie(
+            ACCESS_COOKIE,
+            access_token.clone(),
+            "/",
+            SameSite::Lax,
+            true,
+            auth.access_token_ttl,
+            auth.cookie_secure,
+        ))
+        .add(cookie(
+            REFRESH_COOKIE,
+            issued.refresh_token.clone(),
+            "/v1/auth",
+            SameSite::Strict,
+            true,
+            auth.refresh_token_ttl,
+            auth.cookie_secure,
+        ))
+        .add(cookie(
+            CSRF_COOKIE,
+            csrf_token.clone(),
+            "/",
+            SameSite::Strict,
+            false,
+            auth.refresh_token_ttl,
+            auth.cookie_secure,
+        ));
+    let body = TokenResponse {
+        access_token,
+        refresh_token: issued.refresh_token,
+        token_type: "Bearer",
+        expires_in: state.keys.access_ttl.as_secs(),
+        csrf_token,
+        user: UserBody::from(user),
+    };
+    Ok((jar, Json(body)))
+}
+
+fn cookie(
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    same_site: SameSite,
+    http_only: bool,
+    ttl: std::time::Duration,
+    secure: bool,
+) -> Cookie<'static> {
+    let max_age = time::Duration::seconds(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX));
+    Cookie::build((name, value))
+        .path(path)
+        .same_site(same_site)
+        .http_only(http_only)
+        .secure(secure)
+        .max_age(max_age)
+        .build()
+}
+
+fn clear_cookies(jar: CookieJar) -> CookieJar {
+    jar.remove(Cookie::build(ACCESS_COOKIE).path("/"))
+        .remove(Cookie::build(REFRESH_COOKIE).path("/v1/auth"))
+        .remove(Cookie::build(CSRF_COOKIE).path("/"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RefreshRequest {
+    #[serde(default)]
+    refresh_token: Option<String>,
+}
+
+/// The refresh token from the body, else from the cookie — which, being sent by the browser on
+/// its own, needs the session's CSRF token too.
+async fn presented_refresh_token(
+    state: &AppState,
+    parts: &Parts,
+    jar: &CookieJar,
+    body: Option<RefreshRequest>,
+) -> Result<Option<String>, Error> {
+    if let Some(token) = body.and_then(|body| body.refresh_token) {
+        return Ok(Some(token));
+    }
+    let Some(cookie) = jar.get(REFRESH_COOKIE) else {
+        return Ok(None);
+    };
+    let token = cookie.value().to_owned();
+    // An unknown or revoked token has no session to check: rotation refuses it anyway.
+    if let Some(session_id) = session::of_refresh_token(&state.db, &token).await? {
+        check_csrf(state, parts, jar, session_id)?;
+    }
+    Ok(Some(token))
+}
+
+#[tracing::instrument(skip_all)]
+async fn refresh(
+    State(state): State<AppState>,
+    parts: Parts,
+    jar: CookieJar,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let token = presented_refresh_token(&state, &parts, &jar, body)
+        .await?
+        .ok_or(Error::Unauthenticated("refreshToken required"))?;
+    let ttl = state.config.auth.refresh_token_ttl;
+    match session::rotate(&state.db, &token, ttl).await? {
+        session::Rotation::Rotated { user_id, issued } => {
+            let user = users::by_id(&state.db, user_id)
+                .await?
+                .ok_or(Error::Unauthenticated("invalid refresh token"))?;
+            Ok(tokens_response(&state, jar, &user, issued)?.into_response())
+        }
+        session::Rotation::Reused { .. } => Ok((
+            clear_cookies(jar),
+            Error::Unauthenticated("refresh token already used; the session has been revoked"),
+        )
+            .into_response()),
+        session::Rotation::Invalid => Err(Error::Unauthenticated("invalid refresh token")),
+    }
+}
+
+/// Ends the caller's session: by its access token (bearer or cookie), else by the refresh token
+/// in the body or cookie.
+#[tracing::instrument(skip_all)]
+async fn logout(
+    State(state): State<AppState>,
+    parts: Parts,
+    jar: CookieJar,
+    OptionalJson(body): OptionalJson<RefreshRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let session_id = match authenticate(&parts, &state).await {
+        Ok(AuthUser {
+            method: AuthMethod::Session { session_id },
+            ..
+        }) => session_id,
+        Ok(_) => return Err(Error::Forbidden("API keys have no session to end")),
+        Err(Error::Csrf) => return Err(Error::Csrf),
+        Err(_) => {
+            let token = presented_refresh_token(&state, &parts, &jar, body)
+                .await?
+                .ok_or(Error::Unauthenticated("authentication required"))?;
+            session::of_refresh_token(&state.db, &token)
+                .await?
+                .ok_or(Error::Unauthenticated("invalid refresh token"))?
+        }
+    };
+    session::revoke(&state.db, session_id, "logout").await?;
+    tracing::info!(%session_id, "logged out");
+    Ok((clear_cookies(jar), StatusCode::NO_CONTENT))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserBody>, Error> {
+    let user = users::by_id(&state.db, auth.user_id)
+        .await?
+        .ok_or(Error::Unauthenticated("account not found"))?;
+    Ok(Json(UserBody::from(&user)))
+}
+
+/// Makes the configured admin exist and hold the admin role (its password is only set when
+/// the account is created here; an existing account keeps its own).
+pub async fn bootstrap_admin(
+    state: &AppState,
+    admin: &crate::config::AdminBootstrap,
+) -> Result<Uuid, Error> {
+    let email = Email::parse(&admin.email)?;
+    if let Some(user) = users::by_email(&state.db, &email).await? {
+        if user.role != Role::Admin {
+            users::set_role(&state.db, user.id, Role::Admin).await?;
+            tracing::info!(user_id = %user.id, "existing user promoted to admin");
+        }
+        state.sequencer.ensure_user(user.id).await?;
+        return Ok(user.id);
+    }
+    let password = String::from_utf8(admin.password.expose().to_vec())
+        .map_err(|_| Error::validation("password", "ADMIN_PASSWORD must be UTF-8"))?;
+    let password = Password::parse(password, &email)?;
+    let full_name = FullName::parse("Administrator")?;
+    let user = create_user(state, &email, &full_name, &password, Role::Admin).await?;
+    tracing::info!(user_id = %user.id, "admin account created");
+    Ok(user.id)
+}

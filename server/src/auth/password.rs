@@ -1,0 +1,96 @@
+//! Password hashing: argon2id with OWASP's parameters (m = 19 MiB, t = 2, p = 1), PHC strings.
+//!
+//! Hashing is deliberately slow, so it runs on the blocking pool (`spawn_blocking`), never on an
+//! async worker. Verification reads the parameters from the stored hash, so raising them later
+//! keeps old hashes working. A login for an unknown email verifies against a dummy hash, so the
+//! answer takes as long as for a wrong password.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::http::Error;
+
+/// OWASP Password Storage Cheat Sheet, argon2id option 5: 19 MiB, 2 iterations, 1 lane.
+pub const ARGON2_MEMORY_KIB: u32 = 19_456;
+pub const ARGON2_ITERATIONS: u32 = 2;
+pub const ARGON2_LANES: u32 = 1;
+
+fn argon2() -> Result<Argon2<'static>, Error> {
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
+        .map_err(Error::internal)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn hash_blocking(password: &str) -> Result<String, Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2()?
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(Error::internal)?;
+    Ok(hash.to_string())
+}
+
+fn verify_blocking(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+pub async fn hash(password: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || hash_blocking(&password))
+        .await
+        .map_err(Error::internal)?
+}
+
+/// Whether `password` matches `hash`; with no hash (unknown user) it checks a dummy one and
+/// answers false, taking the same time.
+pub async fn verify(password: String, hash: Option<String>) -> Result<bool, Error> {
+    tokio::task::spawn_blocking(move || match hash {
+        Some(hash) => Ok(verify_blocking(&password, &hash)),
+        None => {
+            let dummy = dummy_hash()?;
+            verify_blocking(&password, dummy);
+            Ok(false)
+        }
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+fn dummy_hash() -> Result<&'static str, Error> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = DUMMY.get() {
+        return Ok(hash);
+    }
+    let hash = hash_blocking("not a password anyone has: dummy for timing")?;
+    Ok(DUMMY.get_or_init(|| hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
+        let hash = hash("correct horse battery".into()).await.unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(verify("correct horse battery".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!verify("wrong horse battery".into(), Some(hash))
+            .await
+            .unwrap());
+        assert!(!verify("anything".into(), None).await.unwrap());
+        assert!(!verify("anything".into(), Some("not a phc string".into()))
+            .await
+            .unwrap());
+    }
+}

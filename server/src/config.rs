@@ -1,0 +1,452 @@
+//! Configuration: read once from the environment at start, validated as a whole.
+//!
+//! Owns every knob the server has and its default. `Config::from_vars` collects *all* problems
+//! before failing, so an operator fixes a bad `.env` in one go. It must never be read again
+//! after start (no hidden `std::env::var` calls elsewhere) and never log secrets: `Secret`
+//! prints as `[redacted]`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rand::RngCore;
+
+/// Shortest JWT secret accepted: 256 bits, the HS256 key size.
+pub const JWT_SECRET_BYTES_MIN: usize = 32;
+pub const SEQUENCER_QUEUE_MAX: usize = 1_000_000;
+pub const BATCH_COMMANDS_MAX: usize = 10_000;
+const _: () = assert!(BATCH_COMMANDS_MAX <= SEQUENCER_QUEUE_MAX);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A `postgres://` or `postgresql://` URL.
+    Postgres(String),
+    /// An embedded SQLite database file.
+    Sqlite(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Bytes that must not reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub jwt_secret: Secret,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Cookies get `Secure` (only sent over TLS).
+    pub cookie_secure: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct AdminBootstrap {
+    pub email: String,
+    pub password: Secret,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct SequencerConfig {
+    /// Commands waiting for the engine; a full queue answers 503.
+    pub queue_capacity: usize,
+    /// Most commands applied and committed in one transaction.
+    pub batch_max: usize,
+    /// A snapshot is stored with the first batch that ends this many commands after the last.
+    pub snapshot_every: u64,
+    /// How often the sequencer checks for due GTD expiries and market closes.
+    pub tick_interval: Duration,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> SequencerConfig {
+        SequencerConfig {
+            queue_capacity: 4_096,
+            batch_max: 1_000,
+            snapshot_every: 10_000,
+            tick_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub env: AppEnv,
+    pub bind_addr: SocketAddr,
+    pub storage: Storage,
+    pub data_dir: PathBuf,
+    pub db_max_connections: u32,
+    pub auth: AuthConfig,
+    pub admin: Option<AdminBootstrap>,
+    pub sequencer: SequencerConfig,
+    /// Longest wait for in-flight requests at shutdown before connections are cut.
+    pub shutdown_grace: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Everything wrong with the environment, one line each.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Reads the process environment (after `.env`, which `main` loads).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Reads variables through `var`; in development, a missing `JWT_SECRET` is generated and
+    /// persisted under the data directory so tokens survive restarts.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut reader = Reader {
+            var: &var,
+            problems: Vec::new(),
+        };
+        let env = match reader.get("APP_ENV").as_deref() {
+            None | Some("development") | Some("dev") => AppEnv::Development,
+            Some("production") | Some("prod") => AppEnv::Production,
+            Some(other) => {
+                reader.problem(format!(
+                    "APP_ENV: expected `development` or `production`, got `{other}`"
+                ));
+                AppEnv::Development
+            }
+        };
+        let bind_addr = reader.parse("BIND_ADDR", "127.0.0.1:8080".parse().expect("literal"));
+        let data_dir = PathBuf::from(reader.get("DATA_DIR").unwrap_or_else(|| "./data".into()));
+        let storage = reader.storage(&data_dir);
+        let db_max_connections = reader.parse_in("DB_MAX_CONNECTIONS", 10u32, 1..=1_000);
+        let auth = reader.auth(env, &data_dir);
+        let admin = reader.admin();
+        let sequencer = SequencerConfig {
+            queue_capacity: reader.parse_in("SEQUENCER_QUEUE", 4_096, 1..=SEQUENCER_QUEUE_MAX),
+            batch_max: reader.parse_in("BATCH_MAX", 1_000, 1..=BATCH_COMMANDS_MAX),
+            snapshot_every: reader.parse_in("SNAPSHOT_EVERY", 10_000, 1..=100_000_000),
+            tick_interval: Duration::from_millis(reader.parse_in("TICK_MS", 250, 10..=1_000)),
+        };
+        let shutdown_grace =
+            Duration::from_secs(reader.parse_in("SHUTDOWN_GRACE_SECS", 10, 0..=600));
+        let log_format = match reader.get("LOG_FORMAT").as_deref() {
+            None => match env {
+                AppEnv::Production => LogFormat::Json,
+                AppEnv::Development => LogFormat::Pretty,
+            },
+            Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                reader.problem(format!(
+                    "LOG_FORMAT: expected `json` or `pretty`, got `{other}`"
+                ));
+                LogFormat::Pretty
+            }
+        };
+        if !reader.problems.is_empty() {
+            return Err(ConfigError {
+                problems: reader.problems,
+            });
+        }
+        let auth = auth.expect("no problems means the auth section parsed");
+        Ok(Config {
+            env,
+            bind_addr,
+            storage,
+            data_dir,
+            db_max_connections,
+            auth,
+            admin,
+            sequencer,
+            shutdown_grace,
+            log_format,
+        })
+    }
+}
+
+struct Reader<'a> {
+    var: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Reader<'_> {
+    /// A set, non-blank variable, trimmed.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.var)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn problem(&mut self, text: String) {
+        self.problems.push(text);
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
+        match self.get(name) {
+            None => default,
+            Some(text) => match text.parse() {
+                Ok(value) => value,
+                Err(_) => {
+                    self.problem(format!("{name}: cannot parse `{text}`"));
+                    default
+                }
+            },
+        }
+    }
+
+    fn parse_in<T>(&mut self, name: &str, default: T, range: std::ops::RangeInclusive<T>) -> T
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let value = self.parse(name, default);
+        if !range.contains(&value) {
+            self.problem(format!(
+                "{name}: {value} is outside {}..={}",
+                range.start(),
+                range.end()
+            ));
+        }
+        value
+    }
+
+    fn bool(&mut self, name: &str, default: bool) -> bool {
+        match self.get(name).as_deref() {
+            None => default,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some("0" | "false" | "no" | "off") => false,
+            Some(other) => {
+                self.problem(format!("{name}: expected true or false, got `{other}`"));
+                default
+            }
+        }
+    }
+
+    fn storage(&mut self, data_dir: &Path) -> Storage {
+        match self.get("DATABASE_URL") {
+            None => Storage::Sqlite(data_dir.join("predex.db")),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Storage::Postgres(url)
+            }
+            Some(url) if url.starts_with("sqlite:") => {
+                let path = url
+                    .trim_start_matches("sqlite:")
+                    .trim_start_matches("//")
+                    .split('?')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                if path.is_empty() || path == ":memory:" {
+                    self.problem(
+                        "DATABASE_URL: SQLite needs a file path (an in-memory database is not durable)"
+                            .into(),
+                    );
+                }
+                Storage::Sqlite(PathBuf::from(path))
+            }
+            Some(_) => {
+                self.problem(
+                    "DATABASE_URL: expected postgres://... or sqlite://PATH (unset means ./data/predex.db)"
+                        .into(),
+                );
+                Storage::Sqlite(data_dir.join("predex.db"))
+            }
+        }
+    }
+
+    fn auth(&mut self, env: AppEnv, data_dir: &Path) -> Option<AuthConfig> {
+        let jwt_secret = match self.get("JWT_SECRET") {
+            Some(secret) if secret.len() >= JWT_SECRET_BYTES_MIN => {
+                Some(Secret::new(secret.into_bytes()))
+            }
+            Some(_) => {
+                self.problem(format!(
+                    "JWT_SECRET: must be at least {JWT_SECRET_BYTES_MIN} bytes (try `openssl rand -hex 32`)"
+                ));
+                None
+            }
+            None if env == AppEnv::Production => {
+                self.problem(
+                    "JWT_SECRET: required when APP_ENV=production (a generated development secret is never used in production)"
+                        .into(),
+                );
+                None
+            }
+            None => match dev_secret(data_dir) {
+                Ok(secret) => Some(secret),
+                Err(error) => {
+                    self.problem(format!(
+                        "JWT_SECRET: unset, and the development secret under {} could not be read or created: {error}",
+                        data_dir.display()
+                    ));
+                    None
+                }
+            },
+        };
+        let access_secs = self.parse_in("ACCESS_TOKEN_TTL_SECS", 900u64, 30..=86_400);
+        let refresh_secs =
+            self.parse_in("REFRESH_TOKEN_TTL_SECS", 30 * 86_400u64, 60..=365 * 86_400);
+        if refresh_secs <= access_secs {
+            self.problem(
+                "REFRESH_TOKEN_TTL_SECS: must be longer than ACCESS_TOKEN_TTL_SECS".into(),
+            );
+        }
+        let cookie_secure = self.bool("COOKIE_SECURE", env == AppEnv::Production);
+        if env == AppEnv::Production && !cookie_secure {
+            self.problem("COOKIE_SECURE: must be true when APP_ENV=production".into());
+        }
+        Some(AuthConfig {
+            jwt_secret: jwt_secret?,
+            jwt_issuer: self.get("JWT_ISSUER").unwrap_or_else(|| "predex".into()),
+            jwt_audience: self
+                .get("JWT_AUDIENCE")
+                .unwrap_or_else(|| "predex-api".into()),
+            access_token_ttl: Duration::from_secs(access_secs),
+            refresh_token_ttl: Duration::from_secs(refresh_secs),
+            cookie_secure,
+        })
+    }
+
+    fn admin(&mut self) -> Option<AdminBootstrap> {
+        match (self.get("ADMIN_EMAIL"), (self.var)("ADMIN_PASSWORD")) {
+            (None, None) => None,
+            (Some(email), Some(password)) if !password.is_empty() => Some(AdminBootstrap {
+                email,
+                password: Secret::new(password.into_bytes()),
+            }),
+            _ => {
+                self.problem("ADMIN_EMAIL and ADMIN_PASSWORD: set both or neither".into());
+                None
+            }
+        }
+    }
+}
+
+/// The development JWT secret: read from `DATA_DIR/jwt-secret`, or generated (256 random bits,
+/// hex) and written there with owner-only permissions.
+fn dev_secret(data_dir: &Path) -> std::io::Result<Secret> {
+    let path = data_dir.join("jwt-secret");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= JWT_SECRET_BYTES_MIN => {
+            return Ok(Secret::new(text.trim().as_bytes().to_vec()))
+        }
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} is shorter than {JWT_SECRET_BYTES_MIN} bytes",
+                path.display()
+            )))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    write_private(&path, hex.as_bytes())?;
+    tracing::warn!(path = %path.display(), "generated a development JWT secret");
+    Ok(Secret::new(hex.into_bytes()))
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        Config::from_vars(|name| map.get(name).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_to_sqlite_under_the_data_dir() {
+        let config = config(&[("JWT_SECRET", SECRET), ("DATA_DIR", "/tmp/x")]).unwrap();
+        assert_eq!(config.storage, Storage::Sqlite("/tmp/x/predex.db".into()));
+        assert_eq!(config.env, AppEnv::Development);
+        assert!(!config.auth.cookie_secure);
+    }
+
+    #[test]
+    fn production_refuses_to_start_without_a_jwt_secret() {
+        let error = config(&[("APP_ENV", "production")]).unwrap_err();
+        assert!(
+            error.to_string().contains("JWT_SECRET: required"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let error = config(&[
+            ("JWT_SECRET", "short"),
+            ("BIND_ADDR", "nowhere"),
+            ("DATABASE_URL", "mysql://x"),
+            ("ADMIN_EMAIL", "a@b.c"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.problems.len(), 4, "{error}");
+    }
+
+    #[test]
+    fn a_development_secret_is_generated_once_and_reused() {
+        let dir = std::env::temp_dir().join(format!("predex-config-{}", uuid::Uuid::new_v4()));
+        let dir_text = dir.to_str().unwrap();
+        let first = config(&[("DATA_DIR", dir_text)]).unwrap();
+        let second = config(&[("DATA_DIR", dir_text)]).unwrap();
+        assert_eq!(first.auth.jwt_secret, second.auth.jwt_secret);
+        assert!(first.auth.jwt_secret.expose().len() >= JWT_SECRET_BYTES_MIN);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = config(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert!(!format!("{config:?}").contains(SECRET));
+    }
+}

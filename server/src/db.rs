@@ -1,0 +1,179 @@
+//! The database: one `sqlx::AnyPool` over PostgreSQL or embedded SQLite, and its migrations.
+//!
+//! Owns connecting (SQLite in WAL mode with `synchronous=FULL`, so a committed batch survives a
+//! power cut), applying the migrations of the right flavour at start, and the few helpers every
+//! query module shares. Queries themselves live beside the code that uses them.
+//!
+//! Portability rules the whole crate follows, so one SQL text runs on both databases:
+//! placeholders are `$1, $2, ...` (SQLite accepts them too); ids are TEXT UUIDs, times BIGINT
+//! microseconds, money BIGINT micros; and a transaction that writes starts with a write, because
+//! a SQLite transaction that reads first cannot always upgrade to a writer.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, Executor};
+
+use crate::config::Storage;
+
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+
+/// How long a SQLite writer waits for another to finish before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl Db {
+    pub async fn connect(storage: &Storage, max_connections: u32) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) = match storage {
+            Storage::Postgres(url) => (url.clone(), Backend::Postgres),
+            Storage::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|error| DbError::DataDir(parent.display().to_string(), error))?;
+                }
+                (
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    Backend::Sqlite,
+                )
+            }
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL".to_owned(),
+                            "PRAGMA synchronous = FULL".to_owned(),
+                            "PRAGMA foreign_keys = ON".to_owned(),
+                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
+                        ] {
+                            conn.execute(pragma.as_str()).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(DbError::Connect)?;
+        Ok(Db { pool, backend })
+    }
+
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// Microseconds since the Unix epoch, by the wall clock (for audit columns and token expiry;
+/// the engine's clock is the sequencer's, not this).
+pub fn now_micros() -> i64 {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Whether `error` is a violated unique constraint (both databases report it the same way
+/// through sqlx's error kind).
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// A column value for multi-row statements built at run time.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    Bool(bool),
+    Bytes(Vec<u8>),
+}
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values.
+pub fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// Binds `values` in order.
+pub fn bind_all<'q>(
+    mut query: Query<'q, Any, AnyArguments<'q>>,
+    values: Vec<Value>,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    for value in values {
+        query = match value {
+            Value::Int(v) => query.bind(v),
+            Value::OptInt(v) => query.bind(v),
+            Value::Text(v) => query.bind(v),
+            Value::OptText(v) => query.bind(v),
+            Value::Bool(v) => query.bind(v),
+            Value::Bytes(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1), "($1)");
+    }
+}

@@ -1,0 +1,114 @@
+//! The HTTP surface: shared state, the router, and the middleware every request goes through.
+//!
+//! Layers, outermost first: a request id (`x-request-id`, kept from the client or a new UUID),
+//! a tracing span carrying it, propagation of the id to the response, panic-to-500 in our error
+//! shape (a safety net: handlers do not panic), a body size limit, and security headers. Routes
+//! are grouped by domain (`auth`, `transfers`, ...) and nested under `/v1`; ops endpoints sit at
+//! the root. Unknown paths and methods answer in the same error shape as everything else.
+
+pub mod error;
+pub mod extractor;
+mod ops;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+pub use error::Error;
+
+use crate::auth::jwt::Keys;
+use crate::config::Config;
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::sequencer::SequencerHandle;
+
+/// Largest request body accepted (JSON bodies here are small; batches stay far below it).
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+pub struct Inner {
+    pub db: Db,
+    pub config: Config,
+    pub keys: Keys,
+    pub sequencer: SequencerHandle,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Cheap to clone: one `Arc`.
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .merge(crate::auth::router())
+        .merge(crate::transfers::router());
+    let request_id = HeaderName::from_static("x-request-id");
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(
+            TraceLayer::new_for_http()
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(|request: &Request| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "http",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                    )
+                }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { Error::NotFound })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware)
+        .with_state(state)
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    Error::internal("a handler panicked").into_response()
+}

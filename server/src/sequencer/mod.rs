@@ -1,0 +1,581 @@
+//! The sequencer: the one task that owns the engine.
+//!
+//! Handlers send it requests over a bounded channel (`SequencerHandle`); a full queue is an
+//! immediate `Overloaded`, never an unbounded buffer. The task takes whatever is queued (up to
+//! `batch_max`), stamps each command with the next sequence number and a timestamp from its own
+//! never-decreasing clock, applies it, and commits the whole batch — journal rows, projections,
+//! the batch's state hash and sometimes a snapshot — in ONE transaction (group commit). Only
+//! after that commit does any submitter get its answer: durability before visibility.
+//!
+//! A failed commit is fail-stop: the engine has moved past what the database holds, so the task
+//! answers `Stopped` to the whole batch and to everything after it, marks itself failed (readyz
+//! and metrics say so) and exits. The operator restarts the process, which recovers by replay.
+//!
+//! Time: the engine never reads a clock, so GTD expiries and market closes happen when a command
+//! arrives with a late enough timestamp. The task tracks every deadline it has seen in the
+//! events (GTD expiries, market close times) and, every `tick_interval`, sends a journaled `Tick`
+//! when one is due, so quiet books expire on time without journaling an idle tick every second.
+//!
+//! Must never: acknowledge before commit, apply a command it does not journal, or let a
+//! projection write fail on user input (every uniqueness the projections enforce is checked
+//! here or by the engine first).
+
+mod projection;
+mod recovery;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use engine::{Command, Engine, Event, Op, Reject, UserId};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::config::SequencerConfig;
+use crate::db::{now_micros, Db};
+use crate::metrics::Metrics;
+
+pub use recovery::{RecoveryError, RecoveryReport};
+
+/// What the server attaches to a command: the ids and text the engine does not keep.
+/// Journaled with the command, so the UUID-to-engine-id mapping replays with it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Subject {
+    User {
+        user_id: Uuid,
+    },
+    #[serde(rename_all = "camelCase")]
+    Market {
+        market_id: Uuid,
+        question: String,
+        description: String,
+    },
+}
+
+/// A command's committed outcome.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    pub seq: u64,
+    pub ts_micros: u64,
+    pub result: Result<(), Reject>,
+    /// Everything the command changed (clock events included, even when rejected).
+    pub events: Vec<Event>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SequencerError {
+    #[error("the sequencer queue is full")]
+    Overloaded,
+    #[error("the sequencer has stopped taking commands")]
+    Stopped,
+    #[error("rejected: {0}")]
+    Rejected(Reject),
+    #[error("invalid submission: {0}")]
+    Invalid(&'static str),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Running,
+    /// Shut down on request.
+    Stopped,
+    /// A commit failed; nothing more is taken until a restart recovers.
+    Failed,
+}
+
+enum Request {
+    Command {
+        op: Op,
+        subject: Option<Subject>,
+    },
+    /// The engine user of a server user, created (journaled) on first use.
+    EnsureUser {
+        user_id: Uuid,
+    },
+}
+
+enum Reply {
+    Applied(Applied),
+    User(UserId),
+}
+
+type ReplyTo = oneshot::Sender<Result<Reply, SequencerError>>;
+
+struct Submission {
+    request: Request,
+    reply: Option<ReplyTo>,
+}
+
+/// Cheap to clone; every handler holds one.
+#[derive(Clone)]
+pub struct SequencerHandle {
+    tx: mpsc::Sender<Submission>,
+    status: watch::Receiver<Status>,
+    metrics: Arc<Metrics>,
+}
+
+impl SequencerHandle {
+    /// Applies `op` and answers once it is committed. `CreateUser` goes through `ensure_user`;
+    /// `CreateMarket` needs a `Subject::Market`, and nothing else takes a subject.
+    pub async fn submit(
+        &self,
+        op: Op,
+        subject: Option<Subject>,
+    ) -> Result<Applied, SequencerError> {
+        match (&op, &subject) {
+            (Op::CreateUser, _) => return Err(SequencerError::Invalid("use ensure_user")),
+            (Op::CreateMarket(_), Some(Subject::Market { .. })) => {}
+            (Op::CreateMarket(_), _) => {
+                return Err(SequencerError::Invalid(
+                    "CreateMarket needs a market subject",
+                ))
+            }
+            (_, Some(_)) => return Err(SequencerError::Invalid("only CreateMarket has a subject")),
+            (_, None) => {}
+        }
+        match self.request(Request::Command { op, subject }).await? {
+            Reply::Applied(applied) => Ok(applied),
+            Reply::User(_) => Err(SequencerError::Invalid("unexpected reply")),
+        }
+    }
+
+    /// The engine user of `user_id` (which must be in `users`), created on first call.
+    pub async fn ensure_user(&self, user_id: Uuid) -> Result<UserId, SequencerError> {
+        match self.request(Request::EnsureUser { user_id }).await? {
+            Reply::User(user) => Ok(user),
+            Reply::Applied(_) => Err(SequencerError::Invalid("unexpected reply")),
+        }
+    }
+
+    async fn request(&self, request: Request) -> Result<Reply, SequencerError> {
+        if *self.status.borrow() != Status::Running {
+            return Err(SequencerError::Stopped);
+        }
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            request,
+            reply: Some(reply),
+        };
+        match self.tx.try_send(submission) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.metrics
+                    .overloaded_total
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(SequencerError::Overloaded);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(SequencerError::Stopped),
+        }
+        self.record_queue_depth();
+        // A dropped reply means the task went away without answering (fail-stop or abort).
+        answer.await.map_err(|_| SequencerError::Stopped)?
+    }
+
+    /// Stores the number of commands waiting for the sequencer in the metrics.
+    pub fn record_queue_depth(&self) {
+        let depth = self.tx.max_capacity() - self.tx.capacity();
+        self.metrics
+            .queue_depth
+            .store(depth as u64, Ordering::Relaxed);
+    }
+
+    pub fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+}
+
+/// The running task: stop it with `shutdown` (drains and commits what is queued).
+pub struct SequencerTask {
+    shutdown: Option<oneshot::Sender<()>>,
+    join: JoinHandle<()>,
+}
+
+impl SequencerTask {
+    /// Stops taking commands, applies and commits everything already queued, stores a final
+    /// snapshot and returns.
+    pub async fn shutdown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Err(error) = (&mut self.join).await {
+            tracing::error!(%error, "sequencer task ended abnormally");
+        }
+    }
+
+    /// Kills the task where it stands, as a crash would (tests use it to prove durability).
+    pub fn abort(self) {
+        self.join.abort();
+    }
+}
+
+/// Recovers the engine from the database and starts the task.
+pub async fn start(
+    db: Db,
+    config: SequencerConfig,
+    metrics: Arc<Metrics>,
+) -> Result<(SequencerHandle, SequencerTask, RecoveryReport), RecoveryError> {
+    let recovered = recovery::recover(&db).await?;
+    let (tx, rx) = mpsc::channel(config.queue_capacity);
+    let (status_tx, status_rx) = watch::channel(Status::Running);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    metrics.last_seq.store(recovered.seq, Ordering::Relaxed);
+    metrics.open_orders.store(
+        recovered.engine.open_order_count() as u64,
+        Ordering::Relaxed,
+    );
+    metrics.sequencer_up.store(1, Ordering::Relaxed);
+    let deadlines = deadlines_of(&recovered.engine);
+    let clock = Clock::new(recovered.engine.now_micros());
+    let report = recovered.report.clone();
+    let sequencer = Sequencer {
+        engine: recovered.engine,
+        db,
+        config,
+        metrics: metrics.clone(),
+        status: status_tx,
+        seq: recovered.seq,
+        seq_at_snapshot: recovered.seq_at_snapshot,
+        clock,
+        deadlines,
+        users: recovered.users,
+        events: Vec::new(),
+    };
+    let join = tokio::spawn(sequencer.run(rx, shutdown_rx));
+    let handle = SequencerHandle {
+        tx,
+        status: status_rx,
+        metrics,
+    };
+    let task = SequencerTask {
+        shutdown: Some(shutdown_tx),
+        join,
+    };
+    Ok((handle, task, report))
+}
+
+/// Timestamps for commands: wall-clock microseconds, but never below the last one handed out
+/// (a clock stepped back holds time still instead of going backwards).
+struct Clock {
+    wall_at_start_micros: u64,
+    started: Instant,
+    last_micros: u64,
+}
+
+impl Clock {
+    fn new(last_micros: u64) -> Clock {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros();
+        Clock {
+            wall_at_start_micros: u64::try_from(wall).unwrap_or(u64::MAX),
+            started: Instant::now(),
+            last_micros,
+        }
+    }
+
+    fn now(&self) -> u64 {
+        let elapsed = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.wall_at_start_micros
+            .saturating_add(elapsed)
+            .max(self.last_micros)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.last_micros = self.now();
+        self.last_micros
+    }
+}
+
+/// Every pending GTD expiry and market close time in `engine`.
+fn deadlines_of(engine: &Engine) -> BTreeSet<u64> {
+    let mut deadlines = BTreeSet::new();
+    for user in 0..engine.user_count() {
+        for order in engine.open_orders(UserId(user)) {
+            deadlines.extend(order.expires_at_micros);
+        }
+    }
+    for market in 0..engine.market_count() {
+        if let Some(view) = engine.market(engine::MarketId(market)) {
+            let open = matches!(
+                view.state,
+                engine::MarketState::Open | engine::MarketState::Halted
+            );
+            if open {
+                deadlines.extend(view.params.close_ts_micros);
+            }
+        }
+    }
+    deadlines
+}
+
+/// One applied command on its way to the database.
+pub(crate) struct Entry {
+    pub seq: u64,
+    pub command: Command,
+    pub result: Result<(), Reject>,
+    pub events: Vec<Event>,
+    pub subject: Option<Subject>,
+}
+
+struct Sequencer {
+    engine: Engine,
+    db: Db,
+    config: SequencerConfig,
+    metrics: Arc<Metrics>,
+    status: watch::Sender<Status>,
+    /// The last sequence number handed out (and, between batches, committed).
+    seq: u64,
+    seq_at_snapshot: u64,
+    clock: Clock,
+    deadlines: BTreeSet<u64>,
+    /// Server user -> engine user, including users created in the batch being built.
+    users: HashMap<Uuid, UserId>,
+    /// Reused event buffer.
+    events: Vec<Event>,
+}
+
+impl Sequencer {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Submission>,
+        mut shutdown: oneshot::Receiver<()>,
+    ) {
+        let mut ticker = tokio::time::interval(self.config.tick_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(self.config.batch_max);
+        loop {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                received = rx.recv_many(&mut batch, self.config.batch_max) => {
+                    if received == 0 {
+                        break;
+                    }
+                }
+                _ = ticker.tick() => {
+                    if !self.tick_due() {
+                        continue;
+                    }
+                    let request = Request::Command { op: Op::Tick, subject: None };
+                    batch.push(Submission { request, reply: None });
+                }
+            }
+            if self.process(&mut batch).await.is_err() {
+                self.fail(rx).await;
+                return;
+            }
+        }
+        // Shutdown: refuse new commands, then apply and commit what is already queued.
+        let _ = self.status.send(Status::Stopped);
+        self.metrics.sequencer_up.store(0, Ordering::Relaxed);
+        rx.close();
+        while rx.recv_many(&mut batch, self.config.batch_max).await > 0 {
+            if self.process(&mut batch).await.is_err() {
+                self.fail(rx).await;
+                return;
+            }
+        }
+        if self.seq > self.seq_at_snapshot {
+            match projection::store_snapshot(&self.db, &self.engine, self.seq).await {
+                Ok(()) => tracing::info!(seq = self.seq, "final snapshot stored"),
+                Err(error) => {
+                    tracing::error!(%error, "final snapshot failed (recovery will replay)")
+                }
+            }
+        }
+        tracing::info!(seq = self.seq, "sequencer stopped");
+    }
+
+    fn tick_due(&self) -> bool {
+        self.deadlines
+            .first()
+            .is_some_and(|deadline| *deadline <= self.clock.now())
+    }
+
+    /// Applies and commits `batch` (left empty), then answers every submitter.
+    async fn process(&mut self, batch: &mut Vec<Submission>) -> Result<(), ()> {
+        let mut entries = Vec::with_capacity(batch.len());
+        let mut replies: Vec<(ReplyTo, Result<Reply, SequencerError>)> = Vec::new();
+        let first_seq = self.seq + 1;
+        let users_before = self.users.len();
+        for submission in batch.drain(..) {
+            let answer = self.apply(submission.request, &mut entries);
+            if let Some(reply) = submission.reply {
+                replies.push((reply, answer));
+            }
+        }
+        if entries.is_empty() {
+            // Only answers from memory (users that already exist): nothing to commit.
+            answer_all(replies);
+            return Ok(());
+        }
+        let rejected = entries.iter().filter(|entry| entry.result.is_err()).count() as u64;
+        let started = Instant::now();
+        let committed = self.commit(&entries, first_seq).await;
+        match committed {
+            Ok(()) => {
+                let elapsed = started.elapsed();
+                self.metrics
+                    .record_batch(entries.len() as u64, rejected, elapsed);
+                self.metrics.last_seq.store(self.seq, Ordering::Relaxed);
+                self.metrics
+                    .open_orders
+                    .store(self.engine.open_order_count() as u64, Ordering::Relaxed);
+                answer_all(replies);
+                Ok(())
+            }
+            Err(error) => {
+                // Mark the failure before anyone hears of it, so readyz already says so.
+                let _ = self.status.send(Status::Failed);
+                self.metrics.sequencer_up.store(0, Ordering::Relaxed);
+                self.metrics
+                    .commit_failures_total
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    %error,
+                    first_seq,
+                    last_seq = self.seq,
+                    users_created = self.users.len() - users_before,
+                    "BATCH COMMIT FAILED: the sequencer stops taking writes; restart the server to recover from the journal"
+                );
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(SequencerError::Stopped));
+                }
+                Err(())
+            }
+        }
+    }
+
+    /// Applies one request, appending what must be journaled to `entries`.
+    fn apply(
+        &mut self,
+        request: Request,
+        entries: &mut Vec<Entry>,
+    ) -> Result<Reply, SequencerError> {
+        match request {
+            Request::Command { op, subject } => {
+                let entry = self.apply_op(op, subject);
+                let applied = Applied {
+                    seq: entry.seq,
+                    ts_micros: entry.command.ts_micros,
+                    result: entry.result,
+                    events: entry.events.clone(),
+                };
+                entries.push(entry);
+                Ok(Reply::Applied(applied))
+            }
+            Request::EnsureUser { user_id } => {
+                if let Some(user) = self.users.get(&user_id) {
+                    return Ok(Reply::User(*user));
+                }
+                let entry = self.apply_op(Op::CreateUser, Some(Subject::User { user_id }));
+                let created = entry.events.iter().find_map(|event| match event {
+                    Event::UserCreated { user } => Some(*user),
+                    _ => None,
+                });
+                let answer = match (entry.result, created) {
+                    (Ok(()), Some(user)) => {
+                        self.users.insert(user_id, user);
+                        Ok(Reply::User(user))
+                    }
+                    (Err(reject), _) => Err(SequencerError::Rejected(reject)),
+                    (Ok(()), None) => Err(SequencerError::Invalid("CreateUser created no user")),
+                };
+                entries.push(entry);
+                answer
+            }
+        }
+    }
+
+    fn apply_op(&mut self, op: Op, subject: Option<Subject>) -> Entry {
+        let command = Command {
+            ts_micros: self.clock.next(),
+            op,
+        };
+        self.events.clear();
+        let result = self.engine.apply(&command, &mut self.events);
+        self.seq += 1;
+        self.track_deadlines(command.ts_micros);
+        Entry {
+            seq: self.seq,
+            command,
+            result,
+            events: self.events.clone(),
+            subject,
+        }
+    }
+
+    fn track_deadlines(&mut self, now_micros: u64) {
+        for event in &self.events {
+            match event {
+                Event::OrderAccepted { request, .. } => {
+                    self.deadlines.extend(request.expires_at_micros);
+                }
+                Event::MarketCreated { params, .. } => {
+                    self.deadlines.extend(params.close_ts_micros);
+                }
+                _ => {}
+            }
+        }
+        // The engine handled everything due at or before this command's timestamp.
+        while self
+            .deadlines
+            .first()
+            .is_some_and(|deadline| *deadline <= now_micros)
+        {
+            self.deadlines.pop_first();
+        }
+    }
+
+    async fn commit(
+        &mut self,
+        entries: &[Entry],
+        first_seq: u64,
+    ) -> Result<(), projection::CommitError> {
+        let state_hash = self.engine.state_hash();
+        let snapshot = if self.seq - self.seq_at_snapshot >= self.config.snapshot_every {
+            Some(projection::encode_snapshot(&self.engine)?)
+        } else {
+            None
+        };
+        let projection = projection::Projection::build(entries, &self.engine)?;
+        let batch = projection::Batch {
+            first_seq,
+            last_seq: self.seq,
+            state_hash,
+            snapshot,
+            committed_at: now_micros(),
+        };
+        let with_snapshot = batch.snapshot.is_some();
+        projection::commit(&self.db, projection, batch).await?;
+        if with_snapshot {
+            self.seq_at_snapshot = self.seq;
+            tracing::info!(seq = self.seq, "snapshot stored");
+        }
+        Ok(())
+    }
+
+    /// Fail-stop: answer `Stopped` to everything still queued and keep the channel closed.
+    async fn fail(self, mut rx: mpsc::Receiver<Submission>) {
+        let _ = self.status.send(Status::Failed);
+        self.metrics.sequencer_up.store(0, Ordering::Relaxed);
+        rx.close();
+        while let Some(submission) = rx.recv().await {
+            if let Some(reply) = submission.reply {
+                let _ = reply.send(Err(SequencerError::Stopped));
+            }
+        }
+    }
+}
+
+fn answer_all(replies: Vec<(ReplyTo, Result<Reply, SequencerError>)>) {
+    for (reply, answer) in replies {
+        // The submitter may have gone (request cancelled); the command stands regardless.
+        let _ = reply.send(answer);
+    }
+}

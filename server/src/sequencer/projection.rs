@@ -1,0 +1,783 @@
+//! The batch writer: turns a batch of applied commands into the SQL that stores it — journal
+//! rows, the projections (accounts, markets, orders, trades, positions, balances, transfers,
+//! settlements), the batch's state hash and an optional snapshot — and runs it all in ONE
+//! transaction.
+//!
+//! Projections are built from the events alone, plus the engine's view of orders still open at
+//! the end of the batch (so an order touched many times is written once, with its final state).
+//! Balances and positions are absolute in the events, so only the last value per account in a
+//! batch is written. Must never: read the database while building, write outside the
+//! transaction, or write anything a user's input could make violate a constraint.
+
+use std::collections::BTreeMap;
+
+use engine::{
+    CancelReason, Cash, Engine, Event, MarketId, MarketParams, MarketState, OrderEnd, OrderId,
+    PlaceOrder, Position, Resolution, UserId,
+};
+use serde::Serialize;
+
+use super::{Entry, Subject};
+use crate::db::{bind_all, now_micros, placeholders, Db, Value};
+use crate::ids::{order_uuid, trade_uuid, transfer_uuid};
+
+/// Rows per multi-row INSERT: 400 rows of at most 25 columns stay far below both databases'
+/// bound on parameters per statement (32,766 for SQLite, 65,535 for PostgreSQL).
+const ROWS_PER_INSERT: usize = 400;
+const _: () = assert!(ROWS_PER_INSERT * 25 < 32_766);
+/// Snapshots kept in the database; older ones are pruned when a new one is stored.
+const SNAPSHOTS_KEPT: i64 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("projection: {0}")]
+    Projection(String),
+}
+
+fn broken(what: impl Into<String>) -> CommitError {
+    CommitError::Projection(what.into())
+}
+
+/// A value the engine bounds far below `i64::MAX`; a failure here is a bug, reported as a
+/// failed commit rather than a panic.
+fn int(value: u64) -> Result<i64, CommitError> {
+    i64::try_from(value).map_err(|_| broken(format!("{value} does not fit in BIGINT")))
+}
+
+/// The stable SCREAMING_SNAKE name serde gives an engine enum (`Side::Buy` -> "BUY").
+fn name<T: Serialize>(value: &T) -> Result<String, CommitError> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => Ok(text),
+        _ => Err(broken("enum without a string name")),
+    }
+}
+
+pub fn hash_hex(state_hash: u128) -> String {
+    format!("{state_hash:032x}")
+}
+
+pub(crate) struct Batch {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub state_hash: u128,
+    /// The postcard-encoded snapshot of the state after `last_seq`, when one is due.
+    pub snapshot: Option<Vec<u8>>,
+    pub committed_at: i64,
+}
+
+pub(crate) fn encode_snapshot(engine: &Engine) -> Result<Vec<u8>, CommitError> {
+    postcard::to_allocvec(&engine.snapshot())
+        .map_err(|error| broken(format!("snapshot encoding: {error}")))
+}
+
+struct Statement {
+    sql: String,
+    values: Vec<Value>,
+}
+
+pub(crate) struct Projection {
+    statements: Vec<Statement>,
+}
+
+struct NewOrder {
+    request: PlaceOrder,
+    created_at: i64,
+    created_seq: i64,
+}
+
+#[derive(Default)]
+struct OrderTouch {
+    new: Option<NewOrder>,
+    /// The latest limit seen in this batch (accepted or amended).
+    price_units: Option<u16>,
+    /// Fill notional to add, priced as YES and as NO; the row's outcome picks one.
+    notional_yes_units: u64,
+    notional_no_units: u64,
+    fee_micros: i64,
+    ended: Option<(OrderEnd, Option<CancelReason>, u64, u64)>,
+    updated_at: i64,
+    updated_seq: i64,
+}
+
+struct MarketRow {
+    market_id: String,
+    question: String,
+    description: String,
+    params: MarketParams,
+    created_at: i64,
+}
+
+#[derive(Default)]
+struct MarketChange {
+    state: Option<MarketState>,
+    resolution: Option<Resolution>,
+    updated_seq: i64,
+}
+
+#[derive(Default)]
+struct Builder {
+    journal: Vec<Vec<Value>>,
+    accounts: Vec<Vec<Value>>,
+    user_links: Vec<Vec<Value>>,
+    markets_new: BTreeMap<MarketId, (MarketRow, MarketChange)>,
+    markets_changed: BTreeMap<MarketId, MarketChange>,
+    orders: BTreeMap<OrderId, OrderTouch>,
+    trades: Vec<Vec<Value>>,
+    positions: BTreeMap<(MarketId, UserId), (Position, i64)>,
+    balances: BTreeMap<UserId, (Cash, i64)>,
+    transfers: Vec<Vec<Value>>,
+    settlements: Vec<Vec<Value>>,
+}
+
+impl Projection {
+    pub(crate) fn build(entries: &[Entry], engine: &Engine) -> Result<Projection, CommitError> {
+        let mut builder = Builder::default();
+        for entry in entries {
+            builder.entry(entry)?;
+        }
+        builder.finish(engine)
+    }
+}
+
+impl Builder {
+    fn entry(&mut self, entry: &Entry) -> Result<(), CommitError> {
+        let ts = int(entry.command.ts_micros)?;
+        let seq = int(entry.seq)?;
+        let command = serde_json::to_string(&entry.command)
+            .map_err(|error| broken(format!("command encoding: {error}")))?;
+        let result = match entry.result {
+            Ok(()) => "OK".to_owned(),
+            Err(reject) => reject.code().to_owned(),
+        };
+        let subject = match &entry.subject {
+            None => None,
+            Some(subject) => Some(
+                serde_json::to_string(subject)
+                    .map_err(|error| broken(format!("subject encoding: {error}")))?,
+            ),
+        };
+        self.journal.push(vec![
+            Value::Int(seq),
+            Value::Int(ts),
+            Value::Text(command),
+            Value::Text(result),
+            Value::OptText(subject),
+        ]);
+        for event in &entry.events {
+            self.event(event, entry, ts, seq)?;
+        }
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        event: &Event,
+        entry: &Entry,
+        ts: i64,
+        seq: i64,
+    ) -> Result<(), CommitError> {
+        match event {
+            Event::UserCreated { user } => self.user_created(*user, entry, ts, seq)?,
+            Event::MarketCreated { market, params } => {
+                let Some(Subject::Market {
+                    market_id,
+                    question,
+                    description,
+                }) = &entry.subject
+                else {
+                    return Err(broken("MarketCreated without a market subject"));
+                };
+                let row = MarketRow {
+                    market_id: market_id.to_string(),
+                    question: question.clone(),
+                    description: description.clone(),
+                    params: params.clone(),
+                    created_at: ts,
+                };
+                let change = MarketChange {
+                    state: Some(MarketState::Open),
+                    resolution: None,
+                    updated_seq: seq,
+                };
+                self.markets_new.insert(*market, (row, change));
+            }
+            Event::MarketStateChanged { market, state } => {
+                let change = self.market_change(*market);
+                change.state = Some(*state);
+                change.updated_seq = seq;
+            }
+            Event::MarketResolved { market, resolution } => {
+                let change = self.market_change(*market);
+                change.state = Some(MarketState::Resolved);
+                change.resolution = Some(*resolution);
+                change.updated_seq = seq;
+            }
+            Event::Settlement {
+                market,
+                user,
+                yes_shares,
+                no_shares,
+                payout_micros,
+            } => self.settlements.push(vec![
+                Value::Int(market.0.into()),
+                Value::Int(user.0.into()),
+                Value::Int(seq),
+                Value::Int(int(*yes_shares)?),
+                Value::Int(int(*no_shares)?),
+                Value::Int(*payout_micros),
+                Value::Int(ts),
+            ]),
+            Event::Deposited {
+                user,
+                amount_micros,
+            } => self.transfer(*user, "DEPOSIT", *amount_micros, entry.seq, ts)?,
+            Event::Withdrawn {
+                user,
+                amount_micros,
+            } => self.transfer(*user, "WITHDRAWAL", *amount_micros, entry.seq, ts)?,
+            Event::OrderAccepted {
+                order,
+                request,
+                price_units,
+                ..
+            } => {
+                let touch = self.touch(*order, ts, seq);
+                touch.new = Some(NewOrder {
+                    request: *request,
+                    created_at: ts,
+                    created_seq: seq,
+                });
+                touch.price_units = Some(*price_units);
+            }
+            Event::OrderAmended {
+                order, price_units, ..
+            } => self.touch(*order, ts, seq).price_units = Some(*price_units),
+            Event::OrderRested { order, .. } | Event::OrderReduced { order, .. } => {
+                self.touch(*order, ts, seq);
+            }
+            Event::OrderEnded {
+                order,
+                end,
+                reason,
+                filled_qty,
+                unfilled_qty,
+                ..
+            } => {
+                self.touch(*order, ts, seq).ended =
+                    Some((*end, *reason, *filled_qty, *unfilled_qty));
+            }
+            Event::Trade { .. } => self.trade(event, ts, seq)?,
+            Event::Position {
+                user,
+                market,
+                yes_free,
+                yes_reserved,
+                no_free,
+                no_reserved,
+            } => {
+                let position = Position {
+                    yes_free: *yes_free,
+                    yes_reserved: *yes_reserved,
+                    no_free: *no_free,
+                    no_reserved: *no_reserved,
+                };
+                self.positions.insert((*market, *user), (position, seq));
+            }
+            Event::Balance {
+                user,
+                available_micros,
+                locked_micros,
+            } => {
+                let cash = Cash {
+                    available_micros: *available_micros,
+                    locked_micros: *locked_micros,
+                };
+                self.balances.insert(*user, (cash, seq));
+            }
+            Event::OrderReplayed { .. }
+            | Event::BatchItemRejected { .. }
+            | Event::BookLevel { .. }
+            | Event::SharesSplit { .. }
+            | Event::SharesMerged { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn user_created(
+        &mut self,
+        user: UserId,
+        entry: &Entry,
+        ts: i64,
+        seq: i64,
+    ) -> Result<(), CommitError> {
+        let Some(Subject::User { user_id }) = &entry.subject else {
+            return Err(broken("UserCreated without a user subject"));
+        };
+        self.accounts.push(vec![
+            Value::Int(user.0.into()),
+            Value::Text(user_id.to_string()),
+            Value::Int(0),
+            Value::Int(0),
+            Value::Int(seq),
+        ]);
+        self.user_links.push(vec![
+            Value::Int(user.0.into()),
+            Value::Int(ts),
+            Value::Text(user_id.to_string()),
+        ]);
+        Ok(())
+    }
+
+    fn transfer(
+        &mut self,
+        user: UserId,
+        kind: &str,
+        amount: i64,
+        seq: u64,
+        ts: i64,
+    ) -> Result<(), CommitError> {
+        self.transfers.push(vec![
+            Value::Text(transfer_uuid(seq).to_string()),
+            Value::Int(int(seq)?),
+            Value::Int(user.0.into()),
+            Value::Text(kind.to_owned()),
+            Value::Int(amount),
+            Value::Int(ts),
+        ]);
+        Ok(())
+    }
+
+    fn trade(&mut self, event: &Event, ts: i64, seq: i64) -> Result<(), CommitError> {
+        let Event::Trade {
+            trade,
+            market,
+            maker_order,
+            taker_order,
+            maker_user,
+            taker_user,
+            price_units,
+            qty,
+            kind,
+            taker_side,
+            maker_fee_micros,
+            taker_fee_micros,
+        } = event
+        else {
+            return Ok(());
+        };
+        self.trades.push(vec![
+            Value::Int(int(trade.0)?),
+            Value::Text(trade_uuid(*trade).to_string()),
+            Value::Int(seq),
+            Value::Int(market.0.into()),
+            Value::Int(int(maker_order.0)?),
+            Value::Int(int(taker_order.0)?),
+            Value::Int(maker_user.0.into()),
+            Value::Int(taker_user.0.into()),
+            Value::Int((*price_units).into()),
+            Value::Int(int(*qty)?),
+            Value::Text(name(kind)?),
+            Value::Text(name(taker_side)?),
+            Value::Int(*maker_fee_micros),
+            Value::Int(*taker_fee_micros),
+            Value::Int(ts),
+        ]);
+        let yes = qty * u64::from(*price_units);
+        let no = qty * u64::from(engine::units::complement_units(*price_units));
+        for (order, fee) in [
+            (*maker_order, *maker_fee_micros),
+            (*taker_order, *taker_fee_micros),
+        ] {
+            let touch = self.touch(order, ts, seq);
+            touch.notional_yes_units += yes;
+            touch.notional_no_units += no;
+            touch.fee_micros += fee;
+        }
+        Ok(())
+    }
+
+    fn touch(&mut self, order: OrderId, ts: i64, seq: i64) -> &mut OrderTouch {
+        let touch = self.orders.entry(order).or_default();
+        touch.updated_at = ts;
+        touch.updated_seq = seq;
+        touch
+    }
+
+    fn market_change(&mut self, market: MarketId) -> &mut MarketChange {
+        match self.markets_new.get_mut(&market) {
+            Some((_, change)) => change,
+            None => self.markets_changed.entry(market).or_default(),
+        }
+    }
+
+    fn finish(self, engine: &Engine) -> Result<Projection, CommitError> {
+        let mut out = Projection {
+            statements: Vec::new(),
+        };
+        out.insert(
+            "journal (seq, ts_micros, command, result, subject)",
+            "",
+            self.journal,
+        );
+        out.insert(
+            "accounts (engine_user_id, user_id, available_micros, locked_micros, updated_seq)",
+            "",
+            self.accounts,
+        );
+        for values in self.user_links {
+            out.single(
+                "UPDATE users SET engine_user_id = $1, updated_at = $2 WHERE id = $3",
+                values,
+            );
+        }
+        markets(&mut out, self.markets_new, self.markets_changed)?;
+        orders(&mut out, self.orders, engine)?;
+        out.insert(
+            "trades (engine_trade_id, id, seq, engine_market_id, maker_order_id, taker_order_id, \
+             maker_user_id, taker_user_id, price_units, qty, kind, taker_side, maker_fee_micros, \
+             taker_fee_micros, created_at)",
+            "",
+            self.trades,
+        );
+        let mut positions = Vec::with_capacity(self.positions.len());
+        for ((market, user), (position, seq)) in self.positions {
+            positions.push(vec![
+                Value::Int(market.0.into()),
+                Value::Int(user.0.into()),
+                Value::Int(int(position.yes_free)?),
+                Value::Int(int(position.yes_reserved)?),
+                Value::Int(int(position.no_free)?),
+                Value::Int(int(position.no_reserved)?),
+                Value::Int(seq),
+            ]);
+        }
+        out.insert(
+            "positions (engine_market_id, engine_user_id, yes_free, yes_reserved, no_free, \
+             no_reserved, updated_seq)",
+            " ON CONFLICT (engine_market_id, engine_user_id) DO UPDATE SET \
+             yes_free = excluded.yes_free, yes_reserved = excluded.yes_reserved, \
+             no_free = excluded.no_free, no_reserved = excluded.no_reserved, \
+             updated_seq = excluded.updated_seq",
+            positions,
+        );
+        for (user, (cash, seq)) in self.balances {
+            out.single(
+                "UPDATE accounts SET available_micros = $1, locked_micros = $2, updated_seq = $3 \
+                 WHERE engine_user_id = $4",
+                vec![
+                    Value::Int(cash.available_micros),
+                    Value::Int(cash.locked_micros),
+                    Value::Int(seq),
+                    Value::Int(user.0.into()),
+                ],
+            );
+        }
+        out.insert(
+            "transfers (id, seq, engine_user_id, kind, amount_micros, created_at)",
+            "",
+            self.transfers,
+        );
+        out.insert(
+            "settlements (engine_market_id, engine_user_id, seq, yes_shares, no_shares, \
+             payout_micros, created_at)",
+            "",
+            self.settlements,
+        );
+        Ok(out)
+    }
+}
+
+fn resolution_columns(resolution: Option<Resolution>) -> Result<(Value, Value), CommitError> {
+    Ok(match resolution {
+        None => (Value::OptText(None), Value::OptInt(None)),
+        Some(resolution) => {
+            let outcome = match resolution {
+                Resolution::Yes => "YES",
+                Resolution::No => "NO",
+                Resolution::Split { .. } => "SPLIT",
+            };
+            (
+                Value::OptText(Some(outcome.to_owned())),
+                Value::OptInt(Some(resolution.yes_payout_units().into())),
+            )
+        }
+    })
+}
+
+fn markets(
+    out: &mut Projection,
+    new: BTreeMap<MarketId, (MarketRow, MarketChange)>,
+    changed: BTreeMap<MarketId, MarketChange>,
+) -> Result<(), CommitError> {
+    let mut rows = Vec::with_capacity(new.len());
+    for (market, (row, change)) in new {
+        let (resolution, payout) = resolution_columns(change.resolution)?;
+        let state = change.state.unwrap_or(MarketState::Open);
+        let closes_at = match row.params.close_ts_micros {
+            Some(close) => Some(int(close)?),
+            None => None,
+        };
+        rows.push(vec![
+            Value::Int(market.0.into()),
+            Value::Text(row.market_id),
+            Value::Text(row.params.slug.clone()),
+            Value::Text(row.question),
+            Value::Text(row.description),
+            Value::Int(row.params.tick_units.into()),
+            Value::Int(int(row.params.qty_min)?),
+            Value::Int(int(row.params.qty_max)?),
+            Value::Int(row.params.maker_fee_bps.into()),
+            Value::Int(row.params.taker_fee_bps.into()),
+            Value::OptInt(closes_at),
+            Value::Text(name(&state)?),
+            resolution,
+            payout,
+            Value::Int(row.created_at),
+            Value::Int(change.updated_seq),
+        ]);
+    }
+    out.insert(
+        "markets (engine_market_id, id, slug, question, description, tick_units, qty_min, \
+         qty_max, maker_fee_bps, taker_fee_bps, closes_at, state, resolution, yes_payout_units, \
+         created_at, updated_seq)",
+        "",
+        rows,
+    );
+    for (market, change) in changed {
+        let (resolution, payout) = resolution_columns(change.resolution)?;
+        let state = match change.state {
+            Some(state) => Value::OptText(Some(name(&state)?)),
+            None => Value::OptText(None),
+        };
+        out.single(
+            "UPDATE markets SET state = COALESCE($1, state), \
+             resolution = COALESCE($2, resolution), \
+             yes_payout_units = COALESCE($3, yes_payout_units), updated_seq = $4 \
+             WHERE engine_market_id = $5",
+            vec![
+                state,
+                resolution,
+                payout,
+                Value::Int(change.updated_seq),
+                Value::Int(market.0.into()),
+            ],
+        );
+    }
+    Ok(())
+}
+
+/// An order's state after the batch: (price, qty, filled, remaining, status, cancel reason).
+type OrderState = (Option<u16>, u64, u64, u64, String, Option<String>);
+
+fn order_state(
+    order: OrderId,
+    touch: &OrderTouch,
+    engine: &Engine,
+) -> Result<OrderState, CommitError> {
+    if let Some((end, reason, filled, unfilled)) = touch.ended {
+        let reason = match reason {
+            Some(reason) => Some(name(&reason)?),
+            None => None,
+        };
+        return Ok((
+            touch.price_units,
+            filled + unfilled,
+            filled,
+            0,
+            name(&end)?,
+            reason,
+        ));
+    }
+    let Some(view) = engine.order(order) else {
+        return Err(broken(format!("order {} neither ended nor open", order.0)));
+    };
+    let status = if view.filled_qty > 0 {
+        "PARTIALLY_FILLED"
+    } else {
+        "OPEN"
+    };
+    Ok((
+        Some(view.price_units),
+        view.qty,
+        view.filled_qty,
+        view.remaining_qty,
+        status.to_owned(),
+        None,
+    ))
+}
+
+fn orders(
+    out: &mut Projection,
+    touched: BTreeMap<OrderId, OrderTouch>,
+    engine: &Engine,
+) -> Result<(), CommitError> {
+    let mut inserts = Vec::new();
+    for (order, touch) in touched {
+        let (price, qty, filled, remaining, status, reason) = order_state(order, &touch, engine)?;
+        match &touch.new {
+            Some(new) => {
+                let request = &new.request;
+                let notional = match request.outcome {
+                    engine::Outcome::Yes => touch.notional_yes_units,
+                    engine::Outcome::No => touch.notional_no_units,
+                };
+                let expires_at = match request.expires_at_micros {
+                    Some(expiry) => Some(int(expiry)?),
+                    None => None,
+                };
+                inserts.push(vec![
+                    Value::Int(int(order.0)?),
+                    Value::Text(order_uuid(order).to_string()),
+                    Value::Int(request.user.0.into()),
+                    Value::Int(request.market.0.into()),
+                    Value::OptText(request.client_order_id.map(|id| id.as_str().to_owned())),
+                    Value::Text(name(&request.side)?),
+                    Value::Text(name(&request.outcome)?),
+                    Value::Text(name(&request.order_type)?),
+                    Value::Text(name(&request.time_in_force)?),
+                    Value::Text(name(&request.self_trade_prevention)?),
+                    Value::Bool(request.post_only),
+                    Value::Bool(request.reduce_only),
+                    Value::Int(price.unwrap_or_default().into()),
+                    Value::Int(int(qty)?),
+                    Value::Int(int(filled)?),
+                    Value::Int(int(remaining)?),
+                    Value::Int(int(notional)?),
+                    Value::Int(touch.fee_micros),
+                    Value::Text(status),
+                    Value::OptText(reason),
+                    Value::OptInt(expires_at),
+                    Value::Int(new.created_at),
+                    Value::Int(touch.updated_at),
+                    Value::Int(new.created_seq),
+                    Value::Int(touch.updated_seq),
+                ]);
+            }
+            None => out.single(
+                "UPDATE orders SET price_units = COALESCE($1, price_units), qty = $2, \
+                 filled_qty = $3, remaining_qty = $4, status = $5, \
+                 cancel_reason = COALESCE($6, cancel_reason), \
+                 filled_notional_units = filled_notional_units \
+                   + CASE WHEN outcome = 'YES' THEN $7 ELSE $8 END, \
+                 fee_micros = fee_micros + $9, updated_at = $10, updated_seq = $11 \
+                 WHERE engine_order_id = $12",
+                vec![
+                    Value::OptInt(price.map(i64::from)),
+                    Value::Int(int(qty)?),
+                    Value::Int(int(filled)?),
+                    Value::Int(int(remaining)?),
+                    Value::Text(status),
+                    Value::OptText(reason),
+                    Value::Int(int(touch.notional_yes_units)?),
+                    Value::Int(int(touch.notional_no_units)?),
+                    Value::Int(touch.fee_micros),
+                    Value::Int(touch.updated_at),
+                    Value::Int(touch.updated_seq),
+                    Value::Int(int(order.0)?),
+                ],
+            ),
+        }
+    }
+    out.insert(
+        "orders (engine_order_id, id, engine_user_id, engine_market_id, client_order_id, side, \
+         outcome, order_type, time_in_force, self_trade_prevention, post_only, reduce_only, \
+         price_units, qty, filled_qty, remaining_qty, filled_notional_units, fee_micros, status, \
+         cancel_reason, expires_at, created_at, updated_at, created_seq, updated_seq)",
+        "",
+        inserts,
+    );
+    Ok(())
+}
+
+impl Projection {
+    /// Multi-row `INSERT INTO {table} VALUES ...{suffix}`, in chunks.
+    fn insert(&mut self, table: &str, suffix: &str, rows: Vec<Vec<Value>>) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+            let columns = chunk[0].len();
+            let sql = format!(
+                "INSERT INTO {table} VALUES {}{suffix}",
+                placeholders(chunk.len(), columns)
+            );
+            self.statements.push(Statement {
+                sql,
+                values: chunk.into_iter().flatten().collect(),
+            });
+        }
+    }
+
+    fn single(&mut self, sql: &str, values: Vec<Value>) {
+        self.statements.push(Statement {
+            sql: sql.to_owned(),
+            values,
+        });
+    }
+}
+
+/// Stores the batch in one transaction.
+pub(crate) async fn commit(
+    db: &Db,
+    projection: Projection,
+    batch: Batch,
+) -> Result<(), CommitError> {
+    let mut tx = db.pool.begin().await?;
+    for statement in projection.statements {
+        bind_all(sqlx::query(&statement.sql), statement.values)
+            .persistent(false)
+            .execute(&mut *tx)
+            .await?;
+    }
+    sqlx::query(
+        "INSERT INTO batches (last_seq, first_seq, state_hash, committed_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(int(batch.last_seq)?)
+    .bind(int(batch.first_seq)?)
+    .bind(hash_hex(batch.state_hash))
+    .bind(batch.committed_at)
+    .execute(&mut *tx)
+    .await?;
+    if let Some(bytes) = batch.snapshot {
+        insert_snapshot(&mut tx, batch.last_seq, batch.state_hash, bytes).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn insert_snapshot(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    seq: u64,
+    state_hash: u128,
+    bytes: Vec<u8>,
+) -> Result<(), CommitError> {
+    sqlx::query(
+        "INSERT INTO snapshots (seq, state_hash, format_version, data, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(int(seq)?)
+    .bind(hash_hex(state_hash))
+    .bind(i64::from(engine::command::FORMAT_VERSION))
+    .bind(bytes)
+    .bind(now_micros())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM snapshots WHERE seq NOT IN \
+         (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT $1)",
+    )
+    .bind(SNAPSHOTS_KEPT)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A snapshot of the state after `seq`, the last committed command (used at shutdown).
+pub(crate) async fn store_snapshot(db: &Db, engine: &Engine, seq: u64) -> Result<(), CommitError> {
+    let bytes = encode_snapshot(engine)?;
+    let mut tx = db.pool.begin().await?;
+    insert_snapshot(&mut tx, seq, engine.state_hash(), bytes).await?;
+    tx.commit().await?;
+    Ok(())
+}

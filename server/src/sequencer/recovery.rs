@@ -1,0 +1,281 @@
+//! Recovery at start: rebuild the engine from the database and prove it matches.
+//!
+//! Loads the latest snapshot (its stored hash must match the restored engine), replays every
+//! journal row after it (contiguous sequence numbers, and each command must reproduce the
+//! result it had), then checks the state hash against the one stored with the last committed
+//! batch and the projected balances and positions against the engine's. Any mismatch refuses
+//! to start with a message saying what differs: serving from a state that disagrees with its
+//! own journal would be worse than not serving. Must never write to the database.
+
+use std::collections::HashMap;
+
+use engine::{Command, Engine, MarketId, Snapshot, UserId};
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::projection::hash_hex;
+use crate::db::Db;
+
+/// Journal rows read per query while replaying.
+const REPLAY_PAGE_ROWS: i64 = 5_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("recovery check failed: {0}")]
+    Mismatch(String),
+}
+
+fn mismatch(text: impl Into<String>) -> RecoveryError {
+    RecoveryError::Mismatch(text.into())
+}
+
+#[derive(Clone, Debug)]
+pub struct RecoveryReport {
+    pub snapshot_seq: Option<u64>,
+    pub replayed: u64,
+    pub last_seq: u64,
+    pub state_hash: String,
+}
+
+pub(super) struct Recovered {
+    pub engine: Engine,
+    pub seq: u64,
+    pub seq_at_snapshot: u64,
+    pub users: HashMap<Uuid, UserId>,
+    pub report: RecoveryReport,
+}
+
+fn unsigned(value: i64, what: &str) -> Result<u64, RecoveryError> {
+    u64::try_from(value).map_err(|_| mismatch(format!("negative {what}: {value}")))
+}
+
+pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
+    let (mut engine, snapshot_seq) = load_snapshot(db).await?;
+    let start = snapshot_seq.unwrap_or(0);
+    let seq = replay(db, &mut engine, start).await?;
+    let state_hash = hash_hex(engine.state_hash());
+    verify_last_batch(db, seq, &state_hash).await?;
+    let users = verify_accounts(db, &engine).await?;
+    verify_positions(db, &engine).await?;
+    let report = RecoveryReport {
+        snapshot_seq,
+        replayed: seq - start,
+        last_seq: seq,
+        state_hash,
+    };
+    tracing::info!(
+        snapshot_seq = ?report.snapshot_seq,
+        replayed = report.replayed,
+        last_seq = report.last_seq,
+        state_hash = %report.state_hash,
+        "engine recovered and verified"
+    );
+    Ok(Recovered {
+        engine,
+        seq,
+        seq_at_snapshot: start,
+        users,
+        report,
+    })
+}
+
+async fn load_snapshot(db: &Db) -> Result<(Engine, Option<u64>), RecoveryError> {
+    let row = sqlx::query(
+        "SELECT seq, state_hash, format_version, data FROM snapshots ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok((Engine::default(), None));
+    };
+    let seq = unsigned(row.try_get("seq")?, "snapshot seq")?;
+    let stored_hash: String = row.try_get("state_hash")?;
+    let format_version: i64 = row.try_get("format_version")?;
+    if format_version != i64::from(engine::command::FORMAT_VERSION) {
+        return Err(mismatch(format!(
+            "snapshot {seq} has format version {format_version}, this build reads {}",
+            engine::command::FORMAT_VERSION
+        )));
+    }
+    let data: Vec<u8> = row.try_get("data")?;
+    let snapshot: Snapshot = postcard::from_bytes(&data)
+        .map_err(|error| mismatch(format!("snapshot {seq} does not decode: {error}")))?;
+    let engine =
+        Engine::restore(&snapshot).map_err(|error| mismatch(format!("snapshot {seq}: {error}")))?;
+    let hash = hash_hex(engine.state_hash());
+    if hash != stored_hash {
+        return Err(mismatch(format!(
+            "snapshot {seq} restores to state hash {hash}, but {stored_hash} was stored"
+        )));
+    }
+    Ok((engine, Some(seq)))
+}
+
+/// Replays every journal row after `after`; returns the last sequence number.
+async fn replay(db: &Db, engine: &mut Engine, after: u64) -> Result<u64, RecoveryError> {
+    let mut last = after;
+    let mut events = Vec::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, command, result FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(i64::try_from(last).map_err(|_| mismatch("seq overflow"))?)
+        .bind(REPLAY_PAGE_ROWS)
+        .fetch_all(&db.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(last);
+        }
+        for row in rows {
+            let seq = unsigned(row.try_get("seq")?, "journal seq")?;
+            if seq != last + 1 {
+                return Err(mismatch(format!(
+                    "journal gap: expected seq {}, found {seq}",
+                    last + 1
+                )));
+            }
+            let text: String = row.try_get("command")?;
+            let command: Command = serde_json::from_str(&text)
+                .map_err(|error| mismatch(format!("journal seq {seq} does not decode: {error}")))?;
+            events.clear();
+            let result = match engine.apply(&command, &mut events) {
+                Ok(()) => "OK",
+                Err(reject) => reject.code(),
+            };
+            let stored: String = row.try_get("result")?;
+            if result != stored {
+                return Err(mismatch(format!(
+                    "journal seq {seq} replays as {result}, but {stored} was committed"
+                )));
+            }
+            last = seq;
+        }
+    }
+}
+
+async fn verify_last_batch(db: &Db, seq: u64, state_hash: &str) -> Result<(), RecoveryError> {
+    let row =
+        sqlx::query("SELECT last_seq, state_hash FROM batches ORDER BY last_seq DESC LIMIT 1")
+            .fetch_optional(&db.pool)
+            .await?;
+    let Some(row) = row else {
+        if seq == 0 {
+            return Ok(());
+        }
+        return Err(mismatch(format!(
+            "journal reaches seq {seq} but no batch is recorded"
+        )));
+    };
+    let last_seq = unsigned(row.try_get("last_seq")?, "batch seq")?;
+    let stored: String = row.try_get("state_hash")?;
+    if last_seq != seq {
+        return Err(mismatch(format!(
+            "the last committed batch ends at seq {last_seq}, the journal at {seq}"
+        )));
+    }
+    if stored != state_hash {
+        return Err(mismatch(format!(
+            "replay ends on state hash {state_hash}, but batch {last_seq} committed {stored}"
+        )));
+    }
+    Ok(())
+}
+
+/// Projected balances must equal the engine's, one account per engine user.
+async fn verify_accounts(db: &Db, engine: &Engine) -> Result<HashMap<Uuid, UserId>, RecoveryError> {
+    let rows = sqlx::query(
+        "SELECT engine_user_id, user_id, available_micros, locked_micros FROM accounts",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    if rows.len() != engine.user_count() as usize {
+        return Err(mismatch(format!(
+            "{} accounts are projected, the engine has {} users",
+            rows.len(),
+            engine.user_count()
+        )));
+    }
+    let mut users = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let id: i64 = row.try_get("engine_user_id")?;
+        let user = UserId(
+            u32::try_from(id).map_err(|_| mismatch(format!("engine user id {id} out of range")))?,
+        );
+        let user_id: String = row.try_get("user_id")?;
+        let user_id = Uuid::parse_str(&user_id)
+            .map_err(|_| mismatch(format!("account {id} has user id {user_id:?}")))?;
+        let available: i64 = row.try_get("available_micros")?;
+        let locked: i64 = row.try_get("locked_micros")?;
+        let Some(cash) = engine.balance(user) else {
+            return Err(mismatch(format!("account {id} has no engine user")));
+        };
+        if (cash.available_micros, cash.locked_micros) != (available, locked) {
+            return Err(mismatch(format!(
+                "user {id}: projected balance {available}/{locked}, engine {}/{}",
+                cash.available_micros, cash.locked_micros
+            )));
+        }
+        users.insert(user_id, user);
+    }
+    Ok(users)
+}
+
+/// Projected positions must equal the engine's non-empty ones, no more and no fewer.
+async fn verify_positions(db: &Db, engine: &Engine) -> Result<(), RecoveryError> {
+    let rows = sqlx::query(
+        "SELECT engine_market_id, engine_user_id, yes_free, yes_reserved, no_free, no_reserved \
+         FROM positions ORDER BY engine_market_id, engine_user_id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut projected = Vec::with_capacity(rows.len());
+    for row in rows {
+        let values: [i64; 6] = [
+            row.try_get("engine_market_id")?,
+            row.try_get("engine_user_id")?,
+            row.try_get("yes_free")?,
+            row.try_get("yes_reserved")?,
+            row.try_get("no_free")?,
+            row.try_get("no_reserved")?,
+        ];
+        if values[2..].iter().all(|value| *value == 0) {
+            continue;
+        }
+        projected.push(values);
+    }
+    let mut expected = Vec::new();
+    for (market, user, position) in engine.snapshot().positions {
+        expected.push(position_row(market, user, position)?);
+    }
+    if projected != expected {
+        let first = projected
+            .iter()
+            .zip(&expected)
+            .find(|(left, right)| left != right);
+        return Err(mismatch(format!(
+            "{} projected positions, {} in the engine; first difference (market, user, yes free, \
+             yes reserved, no free, no reserved): {first:?}",
+            projected.len(),
+            expected.len()
+        )));
+    }
+    Ok(())
+}
+
+fn position_row(
+    market: MarketId,
+    user: UserId,
+    position: engine::Position,
+) -> Result<[i64; 6], RecoveryError> {
+    let shares = |value: u64| i64::try_from(value).map_err(|_| mismatch("share count overflow"));
+    Ok([
+        market.0.into(),
+        user.0.into(),
+        shares(position.yes_free)?,
+        shares(position.yes_reserved)?,
+        shares(position.no_free)?,
+        shares(position.no_reserved)?,
+    ])
+}

@@ -1,0 +1,143 @@
+//! Cash in and out, and the balance: `POST /v1/transfers/deposit` (admin),
+//! `POST /v1/transfers/withdraw`, `GET /v1/portfolio/balance`.
+//!
+//! Amounts are parsed at the boundary into exact micro-dollars; the engine decides whether a
+//! withdrawal is covered. A transfer is answered only after its command is committed, and the
+//! balance is read from the committed projection, never from the engine's newer state.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use engine::{Event, Op};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::{format_cash, parse_transfer_amount};
+use crate::http::extractor::{ApiJson, AuthUser};
+use crate::http::{AppState, Error};
+use crate::ids::transfer_uuid;
+use crate::sequencer::Applied;
+use crate::users::{self, rfc3339};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/transfers/deposit", post(deposit))
+        .route("/transfers/withdraw", post(withdraw))
+        .route("/portfolio/balance", get(balance))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DepositRequest {
+    user_id: String,
+    amount: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WithdrawRequest {
+    amount: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TransferBody {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub amount: String,
+    pub created_at: String,
+}
+
+#[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
+async fn deposit(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<DepositRequest>,
+) -> Result<impl IntoResponse, Error> {
+    auth.require_admin()?;
+    let user_id = Uuid::parse_str(body.user_id.trim())
+        .map_err(|_| Error::validation("userId", "must be a user id (UUID)"))?;
+    let amount_micros = parse_transfer_amount(&body.amount, "amount")?;
+    if users::by_id(&state.db, user_id).await?.is_none() {
+        return Err(Error::NotFound);
+    }
+    let user = state.sequencer.ensure_user(user_id).await?;
+    let op = Op::Deposit {
+        user,
+        amount_micros,
+    };
+    let applied = state.sequencer.submit(op, None).await?;
+    transfer_answer(applied, "DEPOSIT")
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn withdraw(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<WithdrawRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let amount_micros = parse_transfer_amount(&body.amount, "amount")?;
+    let user = state.sequencer.ensure_user(auth.user_id).await?;
+    let op = Op::Withdraw {
+        user,
+        amount_micros,
+    };
+    let applied = state.sequencer.submit(op, None).await?;
+    transfer_answer(applied, "WITHDRAWAL")
+}
+
+fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResponse, Error> {
+    applied.result.map_err(Error::Rejected)?;
+    let amount_micros = applied
+        .events
+        .iter()
+        .find_map(|event| match event {
+            Event::Deposited { amount_micros, .. } | Event::Withdrawn { amount_micros, .. } => {
+                Some(*amount_micros)
+            }
+            _ => None,
+        })
+        .ok_or_else(|| Error::internal("transfer committed without its event"))?;
+    let created_at = i64::try_from(applied.ts_micros).map_err(Error::internal)?;
+    let body = TransferBody {
+        id: transfer_uuid(applied.seq),
+        kind,
+        amount: format_cash(amount_micros),
+        created_at: rfc3339(created_at),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[derive(Serialize)]
+struct BalanceBody {
+    available: String,
+    locked: String,
+    total: String,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn balance(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<BalanceBody>, Error> {
+    let row =
+        sqlx::query("SELECT available_micros, locked_micros FROM accounts WHERE user_id = $1")
+            .bind(auth.user_id.to_string())
+            .fetch_optional(&state.db.pool)
+            .await?;
+    let (available, locked): (i64, i64) = match row {
+        Some(row) => (
+            row.try_get("available_micros")?,
+            row.try_get("locked_micros")?,
+        ),
+        None => (0, 0),
+    };
+    Ok(Json(BalanceBody {
+        available: format_cash(available),
+        locked: format_cash(locked),
+        total: format_cash(available.saturating_add(locked)),
+    }))
+}

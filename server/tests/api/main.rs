@@ -1,0 +1,8 @@
+//! Black-box tests of the server over HTTP, each on a fresh database (SQLite, and PostgreSQL
+//! when `TEST_DATABASE_URL` is set). One test binary, so the crate links once.
+
+mod api_keys;
+mod auth;
+mod durability;
+mod helpers;
+mod ops;
