@@ -72,22 +72,67 @@ pub fn rate_bps(text: &str) -> Result<i32, DecimalError> {
 
 /// Price units as the API writes prices: `4900` -> `"0.49"`, `4950` -> `"0.495"`.
 pub fn format_price(price_units: u16) -> String {
-    let value = Decimal::new(price_units as i64, 4).normalize();
-    with_min_decimals(value, 2)
+    fixed_point(price_units as i64, 4, 2)
 }
 
 /// Micro-dollars as the API writes cash: 2 to 6 decimals, trailing zeros trimmed past the
 /// second (`12_500_000` -> `"12.50"`, `123_456` -> `"0.123456"`).
 pub fn format_cash(micros: i64) -> String {
-    let value = Decimal::new(micros, 6).normalize();
-    with_min_decimals(value, 2)
+    fixed_point(micros, 6, 2)
 }
 
-fn with_min_decimals(mut value: Decimal, decimals: u32) -> String {
-    if value.scale() < decimals {
-        value.rescale(decimals);
+/// `value / 10^decimals` written exactly, with trailing zeros trimmed down to `decimals_min`.
+/// Digits are written by hand, in 64-bit arithmetic: this runs for every figure of every
+/// preview, and the formatting machinery was most of a preview's time.
+pub fn fixed_point(value: i64, decimals: u32, decimals_min: u32) -> String {
+    assert!(decimals_min <= decimals && decimals <= 18);
+    let magnitude = value.unsigned_abs();
+    let scale = 10u64.pow(decimals);
+    let (mut whole, mut fraction) = (magnitude / scale, magnitude % scale);
+    let mut digits = decimals;
+    while digits > decimals_min && fraction % 10 == 0 {
+        fraction /= 10;
+        digits -= 1;
     }
-    value.to_string()
+    // Written right to left: fraction digits, the point, whole digits, the sign.
+    let mut buffer = [b'0'; 48];
+    let mut start = buffer.len();
+    for _ in 0..digits {
+        start -= 1;
+        buffer[start] = b'0' + (fraction % 10) as u8;
+        fraction /= 10;
+    }
+    if digits > 0 {
+        start -= 1;
+        buffer[start] = b'.';
+    }
+    loop {
+        start -= 1;
+        buffer[start] = b'0' + (whole % 10) as u8;
+        whole /= 10;
+        if whole == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        start -= 1;
+        buffer[start] = b'-';
+    }
+    std::str::from_utf8(&buffer[start..])
+        .expect("ASCII digits")
+        .to_owned()
+}
+
+/// `numerator / denominator` rounded half to even, as an integer.
+pub fn divide_half_even(numerator: i128, denominator: i128) -> i128 {
+    assert!(denominator > 0);
+    let quotient = numerator.div_euclid(denominator);
+    let twice_remainder = 2 * numerator.rem_euclid(denominator);
+    match twice_remainder.cmp(&denominator) {
+        std::cmp::Ordering::Less => quotient,
+        std::cmp::Ordering::Greater => quotient + 1,
+        std::cmp::Ordering::Equal => quotient + (quotient & 1),
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +173,21 @@ mod tests {
         assert_eq!(rate_bps("0.07"), Ok(700));
         assert_eq!(rate_bps("-0.0025"), Ok(-25));
         assert!(rate_bps("0.00001").is_err());
+    }
+
+    #[test]
+    fn fixed_point_trims_and_rounds_exactly() {
+        assert_eq!(fixed_point(51_500, 5, 0), "0.515");
+        assert_eq!(fixed_point(30_000, 2, 0), "300");
+        assert_eq!(fixed_point(-1, 2, 0), "-0.01");
+        assert_eq!(fixed_point(7, 0, 0), "7");
+        assert_eq!(fixed_point(0, 4, 0), "0");
+        assert_eq!(fixed_point(i64::MIN, 6, 2), "-9223372036854.775808");
+        assert_eq!(divide_half_even(5, 2), 2);
+        assert_eq!(divide_half_even(7, 2), 4);
+        assert_eq!(divide_half_even(-5, 2), -2);
+        assert_eq!(divide_half_even(10, 3), 3);
+        assert_eq!(divide_half_even(-10, 3), -3);
     }
 
     #[test]

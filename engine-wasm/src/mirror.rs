@@ -16,10 +16,9 @@ use engine::{
     MarketState, Op, OrderEnd, OrderId, OrderSnapshot, OrderType, Outcome, Position, Side,
     Snapshot, TimeInForce, UserId, UserSnapshot,
 };
-use rust_decimal::{Decimal, RoundingStrategy};
 use serde::Serialize;
 
-use crate::decimal::{format_cash, format_price};
+use crate::decimal::{divide_half_even, fixed_point, format_cash, format_price};
 use crate::wire::{level, Account, BookJson, BookMessage, DeltaJson, OrderJson, WireError};
 
 const MARKET: MarketId = MarketId(0);
@@ -46,6 +45,8 @@ pub struct Mirror {
     asks: BTreeMap<u16, u64>,
     /// The engine for the current levels and account, restored once and cloned per preview.
     prepared: Option<(Option<Account>, Engine)>,
+    /// Reused by every preview.
+    events: Vec<Event>,
 }
 
 impl Mirror {
@@ -56,6 +57,7 @@ impl Mirror {
             bids: BTreeMap::new(),
             asks: BTreeMap::new(),
             prepared: None,
+            events: Vec::new(),
         };
         mirror.reset(book)?;
         Ok(mirror)
@@ -162,18 +164,33 @@ impl Mirror {
             ts_micros: 0,
             op: Op::Place(request),
         };
-        let mut events = Vec::new();
-        if let Err(reject) = engine.apply(&command, &mut events) {
+        let mut events = std::mem::take(&mut self.events);
+        events.clear();
+        let applied = engine.apply(&command, &mut events);
+        let preview = self.describe(applied, &request, &engine, &events, before);
+        self.events = events;
+        preview
+    }
+
+    fn describe(
+        &self,
+        applied: Result<(), engine::Reject>,
+        request: &engine::PlaceOrder,
+        engine: &Engine,
+        events: &[Event],
+        before: Cash,
+    ) -> Result<Preview, WireError> {
+        if let Err(reject) = applied {
             return Err(WireError::new(reject.code(), reject.to_string()));
         }
         let best = self.levels(BookSide::of(request.side, request.outcome).opposite());
         let context = Context {
-            request: &request,
+            request,
             best_yes_units: best.first().map(|l| l.0),
             mid_yes_units_x2: self.mid_x2(),
             before,
         };
-        Ok(Preview::of(&context, &engine, &events))
+        Ok(Preview::of(&context, engine, events))
     }
 
     fn mid_x2(&self) -> Option<u32> {
@@ -455,35 +472,35 @@ impl Preview {
         preview
     }
 
+    /// The average price (to 6 decimals) and its slippage in bps (to 2 decimals) against the
+    /// best opposite price and the mid at arrival, each an exact ratio rounded half to even.
     fn fill_prices(&mut self, context: &Context, notional_units_x_qty: u128) {
         if self.filled_qty == 0 {
             return;
         }
-        let avg = Decimal::from(notional_units_x_qty as u64)
-            / Decimal::from(self.filled_qty)
-            / Decimal::from(10_000);
-        self.avg_price = Some(round(avg, 6));
+        let (notional, filled) = (notional_units_x_qty as i128, self.filled_qty as i128);
+        // Price units are 1e-4; the average is written in 1e-6.
+        let avg_micros = divide_half_even(notional * 100, filled) as i64;
+        self.avg_price = Some(fixed_point(avg_micros, 6, 0));
         let outcome = context.request.outcome;
         let buying = context.request.side == Side::Buy;
-        let slippage = |reference: Decimal| {
-            let moved = if buying {
-                avg - reference
-            } else {
-                reference - avg
-            };
-            round(moved / reference * Decimal::from(10_000), 2)
+        // (average - reference) / reference in hundredths of a basis point, where the
+        // reference is `reference_x2 / 2` price units.
+        let slippage = |reference_x2: i128| {
+            let moved = 2 * notional - filled * reference_x2;
+            let moved = if buying { moved } else { -moved };
+            let hundredths = divide_half_even(moved * 1_000_000, filled * reference_x2);
+            fixed_point(hundredths as i64, 2, 0)
         };
         if let Some(best) = context.best_yes_units {
-            let best = Decimal::new(outcome_units(outcome, best) as i64, 4);
-            self.slippage_bps_vs_best = Some(slippage(best));
+            self.slippage_bps_vs_best = Some(slippage(2 * outcome_units(outcome, best) as i128));
         }
         if let Some(mid_x2) = context.mid_yes_units_x2 {
-            let mid_yes = Decimal::new(mid_x2 as i64, 4) / Decimal::from(2);
-            let mid = match outcome {
-                Outcome::Yes => mid_yes,
-                Outcome::No => Decimal::ONE - mid_yes,
+            let mid_x2 = match outcome {
+                Outcome::Yes => mid_x2 as i128,
+                Outcome::No => 20_000 - mid_x2 as i128,
             };
-            self.slippage_bps_vs_mid = Some(slippage(mid));
+            self.slippage_bps_vs_mid = Some(slippage(mid_x2));
         }
     }
 
@@ -537,11 +554,4 @@ fn enum_name<T: Serialize>(value: &T) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
-}
-
-fn round(value: Decimal, decimals: u32) -> String {
-    value
-        .round_dp_with_strategy(decimals, RoundingStrategy::MidpointNearestEven)
-        .normalize()
-        .to_string()
 }
