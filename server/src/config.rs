@@ -371,7 +371,11 @@ fn dev_secret(data_dir: &Path) -> std::io::Result<Secret> {
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
     write_private(&path, hex.as_bytes())?;
-    tracing::warn!(path = %path.display(), "generated a development JWT secret");
+    // Logging is not set up yet (its format is part of this configuration): say it plainly.
+    eprintln!(
+        "generated a development JWT secret in {} (set JWT_SECRET in production)",
+        path.display()
+    );
     Ok(Secret::new(hex.into_bytes()))
 }
 

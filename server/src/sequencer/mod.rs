@@ -20,10 +20,11 @@
 //! projection write fail on user input (every uniqueness the projections enforce is checked
 //! here or by the engine first).
 
+mod deadlines;
 mod projection;
 mod recovery;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +38,7 @@ use uuid::Uuid;
 use crate::config::SequencerConfig;
 use crate::db::{now_micros, Db};
 use crate::metrics::Metrics;
+use deadlines::Deadlines;
 
 pub use recovery::{RecoveryError, RecoveryReport};
 
@@ -228,7 +230,7 @@ pub async fn start(
         Ordering::Relaxed,
     );
     metrics.sequencer_up.store(1, Ordering::Relaxed);
-    let deadlines = deadlines_of(&recovered.engine);
+    let deadlines = Deadlines::of(&recovered.engine);
     let clock = Clock::new(recovered.engine.now_micros());
     let report = recovered.report.clone();
     let sequencer = Sequencer {
@@ -291,28 +293,6 @@ impl Clock {
     }
 }
 
-/// Every pending GTD expiry and market close time in `engine`.
-fn deadlines_of(engine: &Engine) -> BTreeSet<u64> {
-    let mut deadlines = BTreeSet::new();
-    for user in 0..engine.user_count() {
-        for order in engine.open_orders(UserId(user)) {
-            deadlines.extend(order.expires_at_micros);
-        }
-    }
-    for market in 0..engine.market_count() {
-        if let Some(view) = engine.market(engine::MarketId(market)) {
-            let open = matches!(
-                view.state,
-                engine::MarketState::Open | engine::MarketState::Halted
-            );
-            if open {
-                deadlines.extend(view.params.close_ts_micros);
-            }
-        }
-    }
-    deadlines
-}
-
 /// One applied command on its way to the database.
 pub(crate) struct Entry {
     pub seq: u64,
@@ -332,7 +312,7 @@ struct Sequencer {
     seq: u64,
     seq_at_snapshot: u64,
     clock: Clock,
-    deadlines: BTreeSet<u64>,
+    deadlines: Deadlines,
     /// Server user -> engine user, including users created in the batch being built.
     users: HashMap<Uuid, UserId>,
     /// Reused event buffer.
@@ -392,9 +372,7 @@ impl Sequencer {
     }
 
     fn tick_due(&self) -> bool {
-        self.deadlines
-            .first()
-            .is_some_and(|deadline| *deadline <= self.clock.now())
+        self.deadlines.due(self.clock.now())
     }
 
     /// Applies and commits `batch` (left empty), then answers every submitter.
@@ -500,35 +478,14 @@ impl Sequencer {
         self.events.clear();
         let result = self.engine.apply(&command, &mut self.events);
         self.seq += 1;
-        self.track_deadlines(command.ts_micros);
+        self.deadlines
+            .after_command(&self.events, command.ts_micros);
         Entry {
             seq: self.seq,
             command,
             result,
             events: self.events.clone(),
             subject,
-        }
-    }
-
-    fn track_deadlines(&mut self, now_micros: u64) {
-        for event in &self.events {
-            match event {
-                Event::OrderAccepted { request, .. } => {
-                    self.deadlines.extend(request.expires_at_micros);
-                }
-                Event::MarketCreated { params, .. } => {
-                    self.deadlines.extend(params.close_ts_micros);
-                }
-                _ => {}
-            }
-        }
-        // The engine handled everything due at or before this command's timestamp.
-        while self
-            .deadlines
-            .first()
-            .is_some_and(|deadline| *deadline <= now_micros)
-        {
-            self.deadlines.pop_first();
         }
     }
 

@@ -10,13 +10,14 @@ use sqlx::Row;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::helpers::{error_code, spawn_app, token, Backend, TestApp};
+use crate::helpers::{error_code, spawn_app, spawn_app_with, token, Backend, TestApp};
 
 crate::on_both_databases!(
     every_acknowledged_command_is_in_the_journal_after_a_crash,
     a_restart_reproduces_the_state_hash_and_the_balances,
     trading_projections_match_the_engine_across_a_crash,
     a_failed_commit_stops_writes_until_a_restart_recovers,
+    a_full_queue_answers_503_overloaded_with_retry_after,
 );
 
 async fn last_batch_hash(app: &TestApp) -> String {
@@ -347,4 +348,59 @@ async fn a_failed_commit_stops_writes_until_a_restart_recovers(backend: Backend)
         StatusCode::CREATED
     );
     assert_eq!(app.balance(&access).await["available"], "6.00");
+}
+
+async fn a_full_queue_answers_503_overloaded_with_retry_after(backend: Backend) {
+    let tiny_queue = |config: &mut server::config::Config| {
+        config.sequencer.queue_capacity = 1;
+        config.sequencer.batch_max = 1;
+    };
+    let Some(app) = spawn_app_with(backend, tiny_queue).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let (user, login) = app.signed_up("busy@example.com").await;
+    // Hold the journal's write lock so the sequencer's next commit waits: one command sits in
+    // the commit, one in the queue, and everything after finds the queue full.
+    let mut lock = app.db().pool.begin().await.unwrap();
+    let hold = match backend {
+        Backend::Postgres => "LOCK TABLE journal IN EXCLUSIVE MODE",
+        Backend::Sqlite => "DELETE FROM snapshots WHERE seq < 0",
+    };
+    sqlx::query(hold).execute(&mut *lock).await.unwrap();
+    let mut deposits = JoinSet::new();
+    for _ in 0..5 {
+        let client = app.client.clone();
+        let url = app.url("/v1/transfers/deposit");
+        let admin = admin.clone();
+        let user = user.clone();
+        deposits.spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&json!({ "userId": user, "amount": "1" }))
+                .send()
+                .await
+                .unwrap()
+        });
+    }
+    // At most two can be taken while the lock holds, so the first three answers are refusals.
+    for _ in 0..3 {
+        let refused = deposits.join_next().await.unwrap().unwrap();
+        assert_eq!(refused.headers()["retry-after"], "1");
+        assert_eq!(
+            error_code(refused, StatusCode::SERVICE_UNAVAILABLE).await,
+            "OVERLOADED"
+        );
+    }
+    lock.rollback().await.unwrap();
+    for response in deposits.join_all().await {
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    assert_eq!(
+        app.balance(&token(&login, "accessToken")).await["available"],
+        "2.00"
+    );
+    let metrics = app.get("/metrics", None).await.text().await.unwrap();
+    assert!(metrics.contains("predex_overloaded_total 3\n"), "{metrics}");
 }

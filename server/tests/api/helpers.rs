@@ -174,8 +174,14 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
 
 /// A server on a fresh database, or `None` when the backend is not available here.
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// `spawn_app` with the test configuration adjusted by `adjust`.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let db = TestDb::create(backend).await?;
-    let config = test_config(db.storage.clone(), db.dir.clone());
+    let mut config = test_config(db.storage.clone(), db.dir.clone());
+    adjust(&mut config);
     let server = server::app::start(config.clone())
         .await
         .expect("server starts");
