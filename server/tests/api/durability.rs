@@ -18,6 +18,8 @@ crate::on_both_databases!(
     trading_projections_match_the_engine_across_a_crash,
     a_failed_commit_stops_writes_until_a_restart_recovers,
     a_full_queue_answers_503_overloaded_with_retry_after,
+    a_graceful_shutdown_commits_everything_already_queued,
+    recovery_refuses_to_start_when_projections_disagree_with_the_journal,
 );
 
 async fn last_batch_hash(app: &TestApp) -> String {
@@ -362,12 +364,7 @@ async fn a_full_queue_answers_503_overloaded_with_retry_after(backend: Backend) 
     let (user, login) = app.signed_up("busy@example.com").await;
     // Hold the journal's write lock so the sequencer's next commit waits: one command sits in
     // the commit, one in the queue, and everything after finds the queue full.
-    let mut lock = app.db().pool.begin().await.unwrap();
-    let hold = match backend {
-        Backend::Postgres => "LOCK TABLE journal IN EXCLUSIVE MODE",
-        Backend::Sqlite => "DELETE FROM snapshots WHERE seq < 0",
-    };
-    sqlx::query(hold).execute(&mut *lock).await.unwrap();
+    let lock = hold_journal(&app.db().pool, backend).await;
     let mut deposits = JoinSet::new();
     for _ in 0..5 {
         let client = app.client.clone();
@@ -403,4 +400,125 @@ async fn a_full_queue_answers_503_overloaded_with_retry_after(backend: Backend) 
     );
     let metrics = app.get("/metrics", None).await.text().await.unwrap();
     assert!(metrics.contains("predex_overloaded_total 3\n"), "{metrics}");
+}
+
+/// Holds the journal's write lock on one connection until dropped or rolled back, so the
+/// sequencer's next commit waits.
+async fn hold_journal(
+    pool: &sqlx::AnyPool,
+    backend: Backend,
+) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut lock = pool.begin().await.unwrap();
+    let hold = match backend {
+        Backend::Postgres => "LOCK TABLE journal IN EXCLUSIVE MODE",
+        Backend::Sqlite => "DELETE FROM snapshots WHERE seq < 0",
+    };
+    sqlx::query(hold).execute(&mut *lock).await.unwrap();
+    lock
+}
+
+async fn queue_depth(app: &TestApp) -> u64 {
+    let text = app.get("/metrics", None).await.text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|line| line.starts_with("predex_queue_depth "))
+        .unwrap();
+    line["predex_queue_depth ".len()..].parse().unwrap()
+}
+
+async fn a_graceful_shutdown_commits_everything_already_queued(backend: Backend) {
+    let one_per_batch = |config: &mut server::config::Config| config.sequencer.batch_max = 1;
+    let Some(mut app) = spawn_app_with(backend, one_per_batch).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let (user, login) = app.signed_up("patient@example.com").await;
+    let pool = app.db().pool.clone();
+    let lock = hold_journal(&pool, backend).await;
+    let mut deposits = JoinSet::new();
+    for _ in 0..3 {
+        let client = app.client.clone();
+        let url = app.url("/v1/transfers/deposit");
+        let (admin, user) = (admin.clone(), user.clone());
+        deposits.spawn(async move {
+            let body = json!({ "userId": user, "amount": "1" });
+            client
+                .post(url)
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        });
+    }
+    // One deposit waits in its commit, two in the queue.
+    let mut polls = 0;
+    while queue_depth(&app).await < 2 {
+        polls += 1;
+        assert!(polls < 10_000, "the deposits never queued up");
+        tokio::task::yield_now().await;
+    }
+    let server = app.server.take().unwrap();
+    let shutdown = tokio::spawn(server.shutdown());
+    lock.rollback().await.unwrap();
+    for response in deposits.join_all().await {
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    shutdown.await.unwrap();
+    app.start_again().await;
+    assert_eq!(
+        app.balance(&token(&login, "accessToken")).await["available"],
+        "3.00"
+    );
+    let recovery = app.server().recovery();
+    assert_eq!(recovery.snapshot_seq, Some(recovery.last_seq));
+}
+
+async fn recovery_refuses_to_start_when_projections_disagree_with_the_journal(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let (user, _) = app.signed_up("audited@example.com").await;
+    assert_eq!(
+        app.deposit(&admin, &user, "10").await.status(),
+        StatusCode::CREATED
+    );
+    sqlx::query("UPDATE accounts SET available_micros = available_micros + 1")
+        .execute(&app.db().pool)
+        .await
+        .unwrap();
+    app.server.take().unwrap().shutdown().await;
+    let refused = server::app::start(app.config.clone())
+        .await
+        .err()
+        .expect("refuses to start");
+    assert!(
+        refused.to_string().contains("projected balance"),
+        "{refused}"
+    );
+
+    // Undo the damage, then tamper with the journal instead: a changed amount replays to a
+    // different state than the batch committed.
+    let broken = server::db::Db::connect(&app.config.storage, 1)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET available_micros = available_micros - 1")
+        .execute(&broken.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM snapshots")
+        .execute(&broken.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE journal SET command = REPLACE(command, '10000000', '10000001')")
+        .execute(&broken.pool)
+        .await
+        .unwrap();
+    broken.pool.close().await;
+    let refused = server::app::start(app.config.clone())
+        .await
+        .err()
+        .expect("refuses to start");
+    assert!(refused.to_string().contains("state hash"), "{refused}");
 }

@@ -230,7 +230,8 @@ impl TestApp {
         self.start_again().await;
     }
 
-    async fn start_again(&mut self) {
+    /// Starts a server on the same database (the previous one must be gone).
+    pub async fn start_again(&mut self) {
         let server = server::app::start(self.config.clone())
             .await
             .expect("server restarts");
