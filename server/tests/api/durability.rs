@@ -431,25 +431,22 @@ async fn a_graceful_shutdown_commits_everything_already_queued(backend: Backend)
     let Some(mut app) = spawn_app_with(backend, one_per_batch).await else {
         return;
     };
-    let admin = app.admin_token().await;
     let (user, login) = app.signed_up("patient@example.com").await;
+    let sequencer = app.server().sequencer().clone();
+    let engine_user = sequencer
+        .ensure_user(Uuid::parse_str(&user).unwrap())
+        .await
+        .unwrap();
     let pool = app.db().pool.clone();
     let lock = hold_journal(&pool, backend).await;
     let mut deposits = JoinSet::new();
     for _ in 0..3 {
-        let client = app.client.clone();
-        let url = app.url("/v1/transfers/deposit");
-        let (admin, user) = (admin.clone(), user.clone());
-        deposits.spawn(async move {
-            let body = json!({ "userId": user, "amount": "1" });
-            client
-                .post(url)
-                .bearer_auth(admin)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-        });
+        let sequencer = sequencer.clone();
+        let op = Op::Deposit {
+            user: engine_user,
+            amount_micros: 1_000_000,
+        };
+        deposits.spawn(async move { sequencer.submit(op, None).await });
     }
     // One deposit waits in its commit, two in the queue.
     let mut polls = 0;
@@ -458,11 +455,19 @@ async fn a_graceful_shutdown_commits_everything_already_queued(backend: Backend)
         assert!(polls < 10_000, "the deposits never queued up");
         tokio::task::yield_now().await;
     }
+    // Shut down while they wait: HTTP stops first, then the sequencer is told to stop.
+    let addr = app.addr;
     let server = app.server.take().unwrap();
     let shutdown = tokio::spawn(server.shutdown());
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        tokio::task::yield_now().await;
+    }
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
     lock.rollback().await.unwrap();
-    for response in deposits.join_all().await {
-        assert_eq!(response.status(), StatusCode::CREATED);
+    for applied in deposits.join_all().await {
+        assert_eq!(applied.expect("acknowledged").result, Ok(()));
     }
     shutdown.await.unwrap();
     app.start_again().await;
