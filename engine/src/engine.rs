@@ -215,6 +215,10 @@ impl Engine {
     }
 
     pub(crate) fn touch_level(&mut self, market: MarketId, side: BookSide, price_units: u16) {
+        let key = (market, side, price_units);
+        if self.touched_levels.last().map(|t| (t.0, t.1, t.2)) == Some(key) {
+            return; // the size before the first change is already recorded
+        }
         let qty = self.markets[market.0 as usize]
             .book
             .side_qty(side, price_units);

@@ -79,8 +79,12 @@ impl Ledger {
     }
 
     fn cash_mut(&mut self, user: UserId) -> &mut Cash {
-        let before = self.cash[user.0 as usize];
-        self.touched_cash.push((user, before));
+        // Only the value before the command's first change matters; a run of changes to one
+        // account (the common case) records it once.
+        if self.touched_cash.last().map(|t| t.0) != Some(user) {
+            let before = self.cash[user.0 as usize];
+            self.touched_cash.push((user, before));
+        }
         &mut self.cash[user.0 as usize]
     }
 
@@ -91,7 +95,9 @@ impl Ledger {
             holders.push(user);
             Position::default()
         });
-        self.touched_positions.push(((market, user), *position));
+        if self.touched_positions.last().map(|t| t.0) != Some((market, user)) {
+            self.touched_positions.push(((market, user), *position));
+        }
         position
     }
 

@@ -5,7 +5,7 @@
 //! Owns slot allocation and the id -> slot index. It must never decide anything about
 //! matching or money: callers link and unlink slots and keep the ledger in step.
 
-use rustc_hash::FxHashMap;
+use alloc::collections::VecDeque;
 
 use crate::types::{
     BookSide, MarketId, OrderId, OrderType, Outcome, SelfTradePrevention, Side, TimeInForce, UserId,
@@ -70,12 +70,12 @@ pub(crate) fn book_price_units(outcome: Outcome, price_units: u16) -> u16 {
 pub(crate) struct Arena {
     slots: Vec<Order>,
     free: Vec<u32>,
-    by_id: FxHashMap<OrderId, u32>,
+    by_id: IdIndex,
 }
 
 impl Arena {
     pub fn len(&self) -> usize {
-        self.by_id.len()
+        self.by_id.len as usize
     }
 
     pub fn insert(&mut self, order: Order) -> u32 {
@@ -90,21 +90,20 @@ impl Arena {
                 u32::try_from(self.slots.len() - 1).expect("arena bounded by OPEN_ORDERS_MAX")
             }
         };
-        let previous = self.by_id.insert(id, slot);
-        assert!(previous.is_none());
+        self.by_id.insert(id, slot);
         slot
     }
 
     pub fn remove(&mut self, slot: u32) {
         let order = &self.slots[slot as usize];
         assert!(!order.resting);
-        let removed = self.by_id.remove(&order.id);
-        assert_eq!(removed, Some(slot));
+        let removed = self.by_id.remove(order.id);
+        assert_eq!(removed, slot);
         self.free.push(slot);
     }
 
     pub fn slot_of(&self, id: OrderId) -> Option<u32> {
-        self.by_id.get(&id).copied()
+        self.by_id.get(id)
     }
 
     pub fn get(&self, slot: u32) -> &Order {
@@ -117,9 +116,132 @@ impl Arena {
 
     /// Every open order, in id order (for snapshots and checks; not for hot paths).
     pub fn ids_sorted(&self) -> Vec<(OrderId, u32)> {
-        let mut ids: Vec<(OrderId, u32)> =
-            self.by_id.iter().map(|(id, slot)| (*id, *slot)).collect();
-        ids.sort_unstable();
-        ids
+        self.by_id.iter().collect()
+    }
+}
+
+/// Order ids in one page of the id index.
+const ID_PAGE_LEN: usize = 4_096;
+
+/// Order id -> arena slot without hashing. Ids are handed out in order, so they fall into
+/// pages of consecutive ids; a page is allocated when its first order opens and freed when its
+/// last one closes, and empty pages at the front are dropped. Memory follows the open orders
+/// (a long-lived order keeps only its own page), lookups are two array reads.
+#[derive(Clone, Debug, Default)]
+struct IdIndex {
+    /// The page number of `pages[0]`.
+    first_page: u64,
+    pages: VecDeque<Option<IdPage>>,
+    len: u64,
+}
+
+#[derive(Clone, Debug)]
+struct IdPage {
+    slots: Box<[u32; ID_PAGE_LEN]>,
+    open: u32,
+}
+
+impl IdIndex {
+    fn locate(id: OrderId) -> (u64, usize) {
+        (
+            id.0 / ID_PAGE_LEN as u64,
+            (id.0 % ID_PAGE_LEN as u64) as usize,
+        )
+    }
+
+    fn page(&self, number: u64) -> Option<&IdPage> {
+        let index = number.checked_sub(self.first_page)?;
+        self.pages.get(usize::try_from(index).ok()?)?.as_ref()
+    }
+
+    fn get(&self, id: OrderId) -> Option<u32> {
+        let (number, offset) = IdIndex::locate(id);
+        let slot = self.page(number)?.slots[offset];
+        (slot != NIL).then_some(slot)
+    }
+
+    fn insert(&mut self, id: OrderId, slot: u32) {
+        assert_ne!(slot, NIL);
+        let (number, offset) = IdIndex::locate(id);
+        if self.pages.is_empty() {
+            self.first_page = number;
+        }
+        assert!(number >= self.first_page, "ids are handed out in order");
+        let index = (number - self.first_page) as usize;
+        if index >= self.pages.len() {
+            self.pages.resize(index + 1, None);
+        }
+        let page = self.pages[index].get_or_insert_with(|| IdPage {
+            slots: Box::new([NIL; ID_PAGE_LEN]),
+            open: 0,
+        });
+        assert_eq!(page.slots[offset], NIL, "an id is never reused");
+        page.slots[offset] = slot;
+        page.open += 1;
+        self.len += 1;
+    }
+
+    /// Removes an open id and returns its slot.
+    fn remove(&mut self, id: OrderId) -> u32 {
+        let (number, offset) = IdIndex::locate(id);
+        let index = (number - self.first_page) as usize;
+        let entry = &mut self.pages[index];
+        let page = entry.as_mut().expect("an open order's page");
+        let slot = core::mem::replace(&mut page.slots[offset], NIL);
+        assert_ne!(slot, NIL);
+        page.open -= 1;
+        self.len -= 1;
+        if page.open == 0 {
+            *entry = None;
+        }
+        while matches!(self.pages.front(), Some(None)) {
+            self.pages.pop_front();
+            self.first_page += 1;
+        }
+        slot
+    }
+
+    /// Every (id, slot), in id order.
+    fn iter(&self) -> impl Iterator<Item = (OrderId, u32)> + '_ {
+        self.pages
+            .iter()
+            .enumerate()
+            .flat_map(move |(index, page)| {
+                let first_id = (self.first_page + index as u64) * ID_PAGE_LEN as u64;
+                page.iter().flat_map(move |page| {
+                    page.slots
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, slot)| **slot != NIL)
+                        .map(move |(offset, slot)| (OrderId(first_id + offset as u64), *slot))
+                })
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_index_finds_open_ids_and_frees_closed_pages() {
+        let mut index = IdIndex::default();
+        let far = ID_PAGE_LEN as u64 * 3 + 5;
+        for (id, slot) in [(1, 10), (2, 11), (far, 12)] {
+            index.insert(OrderId(id), slot);
+        }
+        assert_eq!(index.get(OrderId(2)), Some(11));
+        assert_eq!(index.get(OrderId(3)), None);
+        assert_eq!(index.get(OrderId(far + ID_PAGE_LEN as u64)), None);
+        assert_eq!(
+            index.iter().collect::<Vec<_>>(),
+            vec![(OrderId(1), 10), (OrderId(2), 11), (OrderId(far), 12)]
+        );
+        assert_eq!(index.remove(OrderId(1)), 10);
+        assert_eq!(index.remove(OrderId(2)), 11);
+        // The first pages are empty now: only the far page is left.
+        assert_eq!((index.first_page, index.pages.len(), index.len), (3, 1, 1));
+        assert_eq!(index.get(OrderId(far)), Some(12));
+        assert_eq!(index.get(OrderId(1)), None);
     }
 }
