@@ -130,7 +130,14 @@ pub fn buy_reserve_micros(qty: u64, limit_units: u16, maker_bps: i32, taker_bps:
 
 /// Whether `price_units` is a valid price on a market with `tick_units`.
 pub fn price_on_tick(price_units: u16, tick_units: u16) -> bool {
-    (PRICE_UNITS_MIN..=PRICE_UNITS_MAX).contains(&price_units) && price_units % tick_units == 0
+    // One arm per allowed tick: a remainder by a constant is a multiply, not a divide.
+    let on_tick = match tick_units {
+        1 => true,
+        10 => price_units % 10 == 0,
+        100 => price_units % 100 == 0,
+        tick => price_units % tick == 0,
+    };
+    (PRICE_UNITS_MIN..=PRICE_UNITS_MAX).contains(&price_units) && on_tick
 }
 
 #[cfg(test)]
