@@ -310,8 +310,10 @@ fn market_params_valid(params: &MarketParams, now_micros: u64) -> bool {
         && params.qty_min <= params.qty_max
         && params.qty_max <= ORDER_QTY_LIMIT;
     let taker_valid = (0..=FEE_RATE_BPS_MAX).contains(&params.taker_fee_bps);
-    // A rebate may not exceed the taker rate, so the fee account never goes negative.
-    let maker_valid = (-params.taker_fee_bps..=FEE_RATE_BPS_MAX).contains(&params.maker_fee_bps);
+    // A rebate may not exceed the taker rate, so the fee account never goes negative. (The
+    // taker rate is checked first: negating an out-of-range one could overflow.)
+    let maker_valid =
+        taker_valid && (-params.taker_fee_bps..=FEE_RATE_BPS_MAX).contains(&params.maker_fee_bps);
     let close_valid = params
         .close_ts_micros
         .is_none_or(|close| close > now_micros);
