@@ -1,5 +1,5 @@
 //! Domain types parsed at the HTTP boundary: an `Email`, a `FullName`, a `Password` that meets
-//! the policy, an API key's `KeyName`, and exact cash amounts.
+//! the policy, an API key's `KeyName`, exact cash amounts, prices, fee rates and times.
 //!
 //! Parse, don't validate: a handler turns raw strings into these once, and nothing past it sees
 //! a raw string. Every parser returns a 422 naming the field; none may panic on any input. Cash
@@ -7,7 +7,8 @@
 
 use std::str::FromStr;
 
-use engine::units::{MICROS_PER_SHARE, TRANSFER_MICROS_MAX};
+use engine::units::{MICROS_PER_SHARE, PRICE_SCALE, TRANSFER_MICROS_MAX};
+use engine::Reject;
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
@@ -169,6 +170,126 @@ pub fn parse_transfer_amount(raw: &str, field: &'static str) -> Result<i64, Erro
     Ok(micros)
 }
 
+/// The digits of an unsigned decimal string (`"12"`, `"0.25"`), or `None` for anything else
+/// (signs, exponents, spaces, a bare dot).
+fn decimal_parts(raw: &str) -> Option<(&str, &str)> {
+    let (whole, fraction) = match raw.split_once('.') {
+        Some((whole, fraction)) if !fraction.is_empty() => (whole, fraction),
+        Some(_) => return None,
+        None => (raw, ""),
+    };
+    let digits = |text: &str| text.bytes().all(|b| b.is_ascii_digit());
+    (!whole.is_empty() && digits(whole) && digits(fraction)).then_some((whole, fraction))
+}
+
+/// An unsigned decimal with at most `decimals` significant decimals, as an integer scaled by
+/// `10^decimals`; `None` when it is not a plain decimal, has more decimals, or exceeds `max`.
+fn scaled(raw: &str, decimals: u32, max: u64) -> Option<Result<u64, ()>> {
+    let (whole, fraction) = decimal_parts(raw)?;
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.len() > decimals as usize {
+        return Some(Err(()));
+    }
+    let whole = whole.trim_start_matches('0');
+    if whole.len() > 12 {
+        return Some(Ok(u64::MAX));
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let mut padded = fraction.to_owned();
+    while padded.len() < decimals as usize {
+        padded.push('0');
+    }
+    let fraction: u64 = if padded.is_empty() {
+        0
+    } else {
+        padded.parse().ok()?
+    };
+    let value = whole
+        .checked_mul(10u64.pow(decimals))
+        .and_then(|v| v.checked_add(fraction))
+        .unwrap_or(u64::MAX);
+    Some(Ok(value.min(max.saturating_add(1))))
+}
+
+/// A price in price units (0.0001): a decimal string strictly between 0 and 1. More than four
+/// decimals is `PRICE_OFF_TICK` (never rounded); 0, 1 or more is `PRICE_OUT_OF_RANGE`. Whether
+/// it sits on the market's tick is the engine's check.
+pub fn parse_price_units(raw: &str, field: &'static str) -> Result<u16, Error> {
+    match scaled(raw, 4, u64::from(PRICE_SCALE)) {
+        None => Err(Error::validation(
+            field,
+            "must be a decimal string like \"0.45\"",
+        )),
+        Some(Err(())) => Err(Error::Rejected(Reject::PriceOffTick)),
+        Some(Ok(units)) if (1..u64::from(PRICE_SCALE)).contains(&units) => {
+            u16::try_from(units).map_err(|_| Error::Rejected(Reject::PriceOutOfRange))
+        }
+        Some(Ok(_)) => Err(Error::Rejected(Reject::PriceOutOfRange)),
+    }
+}
+
+/// A payout per YES share in price units: a decimal string from 0 to 1 inclusive.
+pub fn parse_payout_units(raw: &str, field: &'static str) -> Result<u16, Error> {
+    match scaled(raw, 4, u64::from(PRICE_SCALE)) {
+        Some(Ok(units)) if units <= u64::from(PRICE_SCALE) => {
+            u16::try_from(units).map_err(|_| Error::validation(field, "must be from 0 to 1"))
+        }
+        _ => Err(Error::validation(
+            field,
+            "must be a decimal from \"0\" to \"1\" with at most 4 decimals",
+        )),
+    }
+}
+
+/// A fee rate (`"0.07"` = 7% of `qty * p * (1 - p)`) in basis points; at most 4 decimals, and
+/// a leading `-` only where `signed` (a maker rebate).
+pub fn parse_rate_bps(raw: &str, field: &'static str, signed: bool) -> Result<i32, Error> {
+    let (negative, magnitude) = match raw.strip_prefix('-') {
+        Some(rest) if signed => (true, rest),
+        _ => (false, raw),
+    };
+    match scaled(magnitude, 4, 10_000) {
+        Some(Ok(bps)) if bps <= 10_000 => {
+            let bps = i32::try_from(bps).map_err(|_| Error::validation(field, "too large"))?;
+            Ok(if negative { -bps } else { bps })
+        }
+        _ => Err(Error::validation(
+            field,
+            "must be a decimal rate from 0 to 1 with at most 4 decimals, like \"0.07\"",
+        )),
+    }
+}
+
+/// Price units as a decimal string with 2 to 4 decimals (`"0.49"`, `"0.495"`, `"1.00"`).
+pub fn format_price(units: u32) -> String {
+    let scale = PRICE_SCALE;
+    let mut fraction = format!("{:04}", units % scale);
+    while fraction.len() > 2 && fraction.ends_with('0') {
+        fraction.pop();
+    }
+    format!("{}.{fraction}", units / scale)
+}
+
+/// Basis points as a decimal rate (`700` -> `"0.07"`, `-25` -> `"-0.0025"`).
+pub fn format_rate(bps: i32) -> String {
+    let sign = if bps < 0 { "-" } else { "" };
+    format!("{sign}{}", format_price(bps.unsigned_abs()))
+}
+
+/// An RFC 3339 time as microseconds since the epoch (not before the epoch).
+pub fn parse_time_micros(raw: &str, field: &'static str) -> Result<u64, Error> {
+    let at = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            Error::validation(field, "must be an RFC 3339 time like 2030-01-01T00:00:00Z")
+        })?;
+    u64::try_from(at.unix_timestamp_nanos() / 1_000)
+        .map_err(|_| Error::validation(field, "must be after 1970"))
+}
+
 /// Micro-dollars as a decimal string with 2 to 6 decimals (`"12.50"`, `"0.123456"`).
 pub fn format_cash(micros: i64) -> String {
     let sign = if micros < 0 { "-" } else { "" };
@@ -236,6 +357,43 @@ mod tests {
             parse_transfer_amount("1000000000", "a").unwrap(),
             TRANSFER_MICROS_MAX
         );
+    }
+
+    #[test]
+    fn prices_parse_exactly_or_are_refused() {
+        assert_eq!(parse_price_units("0.45", "p").unwrap(), 4_500);
+        assert_eq!(parse_price_units("0.4500", "p").unwrap(), 4_500);
+        assert_eq!(parse_price_units("0.0001", "p").unwrap(), 1);
+        assert_eq!(parse_price_units(".5", "p").ok(), None);
+        let code = |raw: &str| match parse_price_units(raw, "p") {
+            Err(Error::Rejected(reject)) => reject.code().to_owned(),
+            Err(Error::Validation { .. }) => "VALIDATION_FAILED".to_owned(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(code("0.45001"), "PRICE_OFF_TICK");
+        assert_eq!(code("0"), "PRICE_OUT_OF_RANGE");
+        assert_eq!(code("1"), "PRICE_OUT_OF_RANGE");
+        assert_eq!(code("99999999999999999999"), "PRICE_OUT_OF_RANGE");
+        for bad in ["", "-0.5", "1e-1", " 0.5", "0,5", "0.", "NaN"] {
+            assert_eq!(code(bad), "VALIDATION_FAILED", "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates_and_payouts_parse_in_basis_points() {
+        assert_eq!(parse_rate_bps("0.07", "r", false).unwrap(), 700);
+        assert_eq!(parse_rate_bps("0", "r", false).unwrap(), 0);
+        assert_eq!(parse_rate_bps("-0.0025", "r", true).unwrap(), -25);
+        assert!(parse_rate_bps("-0.0025", "r", false).is_err());
+        assert!(parse_rate_bps("0.00001", "r", false).is_err());
+        assert!(parse_rate_bps("1.0001", "r", false).is_err());
+        assert_eq!(parse_payout_units("1", "y").unwrap(), 10_000);
+        assert_eq!(parse_payout_units("0.4", "y").unwrap(), 4_000);
+        assert!(parse_payout_units("1.01", "y").is_err());
+        assert_eq!(format_rate(700), "0.07");
+        assert_eq!(format_rate(-25), "-0.0025");
+        assert_eq!(format_price(4_950), "0.495");
+        assert_eq!(format_price(10_000), "1.00");
     }
 
     #[test]

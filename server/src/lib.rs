@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod markets;
 pub mod metrics;
 pub mod sequencer;
 pub mod telemetry;

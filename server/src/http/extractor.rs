@@ -53,6 +53,19 @@ fn json_error(rejection: JsonRejection) -> Error {
     }
 }
 
+/// Query parameters; a query string that does not parse is a 400 in the API's shape.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(value)| ApiQuery(value))
+            .map_err(|rejection| Error::BadRequest(rejection.body_text()))
+    }
+}
+
 /// A JSON body that may be absent (empty): for endpoints that also read cookies.
 pub struct OptionalJson<T>(pub Option<T>);
 

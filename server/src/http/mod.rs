@@ -9,6 +9,7 @@
 pub mod error;
 pub mod extractor;
 mod ops;
+pub mod page;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -58,7 +59,8 @@ impl Deref for AppState {
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(crate::auth::router())
-        .merge(crate::transfers::router());
+        .merge(crate::transfers::router())
+        .merge(crate::markets::router());
     let request_id = HeaderName::from_static("x-request-id");
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))

@@ -302,6 +302,45 @@ impl TestApp {
         .await
     }
 
+    /// An admin-created market with a 0.01 tick, 1..=1000 shares and no fees.
+    pub async fn create_market(&self, admin: &str, slug: &str, question: &str) -> Value {
+        let created = self
+            .post(
+                "/v1/markets",
+                Some(admin),
+                json!({
+                    "slug": slug,
+                    "question": question,
+                    "description": "Resolves from the official source.",
+                    "tickSize": "0.01",
+                    "minQty": 1,
+                    "maxQty": 1000,
+                    "makerFeeRate": "0",
+                    "takerFeeRate": "0",
+                }),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        created.json().await.unwrap()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request")
+    }
+
     pub async fn balance(&self, token: &str) -> Value {
         let response = self.get("/v1/portfolio/balance", Some(token)).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -5,4 +5,5 @@ mod api_keys;
 mod auth;
 mod durability;
 mod helpers;
+mod markets;
 mod ops;
