@@ -29,7 +29,10 @@ fn parse(text: &str) -> Result<Decimal, DecimalError> {
 
 /// `text` times `scale`, if that is a whole number that fits in an `i64`.
 fn scaled(text: &str, scale: i64) -> Result<i64, DecimalError> {
-    let value = parse(text)? * Decimal::from(scale);
+    // Checked: `*` panics when a huge input overflows the decimal type.
+    let value = parse(text)?
+        .checked_mul(Decimal::from(scale))
+        .ok_or_else(|| DecimalError::OutOfRange(text.into()))?;
     if value.fract() != Decimal::ZERO {
         return Err(DecimalError::OutOfRange(text.into()));
     }
@@ -200,5 +203,32 @@ mod tests {
         assert_eq!(format_cash(0), "0.00");
         assert_eq!(format_cash(-1_500_000), "-1.50");
         assert_eq!(format_cash(102_741_200), "102.7412");
+    }
+}
+
+#[cfg(test)]
+mod edge_tests {
+    use super::*;
+
+    #[test]
+    fn huge_or_odd_numbers_are_errors_not_panics() {
+        let huge = "79228162514264337593543950335";
+        let odd = [
+            huge,
+            "-79228162514264337593543950335",
+            "7922816251426433759354395033.5",
+            "1e30",
+            "..",
+            "-",
+            "0.-1",
+            "00000000000000000000000000000000001",
+        ];
+        for text in odd {
+            let _ = price_units(text);
+            let _ = cash_micros(text);
+            let _ = rate_bps(text);
+            let _ = unit_interval_units(text);
+        }
+        assert!(cash_micros(huge).is_err());
     }
 }

@@ -163,8 +163,10 @@ pub fn parse_transfer_amount(raw: &str, field: &'static str) -> Result<i64, Erro
     if amount.scale() > CASH_DECIMALS_MAX && amount.normalize().scale() > CASH_DECIMALS_MAX {
         return Err(Error::validation(field, "has more than 6 decimals"));
     }
-    let micros = (amount * Decimal::from(MICROS_PER_SHARE))
-        .to_i64()
+    // Checked: `*` panics when a huge amount overflows the decimal type.
+    let micros = amount
+        .checked_mul(Decimal::from(MICROS_PER_SHARE))
+        .and_then(|micros| micros.to_i64())
         .filter(|micros| (1..=TRANSFER_MICROS_MAX).contains(micros))
         .ok_or_else(|| Error::validation(field, "must be more than 0 and at most 1000000000"))?;
     Ok(micros)
@@ -350,6 +352,9 @@ mod tests {
             " 1",
             "NaN",
             "1000000000.01",
+            // Past what the decimal type holds once scaled to micros: an error, not a panic.
+            "79228162514264337593543950335",
+            "7922816251426433759354395033.5",
         ] {
             assert!(parse_transfer_amount(bad, "a").is_err(), "{bad}");
         }
