@@ -13,6 +13,7 @@ pub mod http;
 pub mod ids;
 pub mod markets;
 pub mod metrics;
+pub mod orders;
 pub mod sequencer;
 pub mod telemetry;
 pub mod transfers;

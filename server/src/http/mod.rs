@@ -60,7 +60,8 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .merge(crate::auth::router())
         .merge(crate::transfers::router())
-        .merge(crate::markets::router());
+        .merge(crate::markets::router())
+        .merge(crate::orders::router());
     let request_id = HeaderName::from_static("x-request-id");
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))

@@ -16,6 +16,10 @@
 //! events (GTD expiries, market close times) and, every `tick_interval`, sends a journaled `Tick`
 //! when one is due, so quiet books expire on time without journaling an idle tick every second.
 //!
+//! Reads that need the engine itself (book depth, queue positions) are queued like commands but
+//! answered before the batch they arrive in is applied, so they see exactly the last committed
+//! state, never a command that is not yet durable. They are not journaled.
+//!
 //! Must never: acknowledge before commit, apply a command it does not journal, or let a
 //! projection write fail on user input (every uniqueness the projections enforce is checked
 //! here or by the engine first).
@@ -29,7 +33,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use engine::{Command, Engine, Event, Op, Reject, UserId};
+use engine::{BookDepth, Command, Engine, Event, MarketId, Op, OrderId, Reject, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -98,11 +102,28 @@ enum Request {
     EnsureUser {
         user_id: Uuid,
     },
+    Read(Read),
+}
+
+/// A question for the engine, answered from the last committed state.
+#[derive(Clone, Debug)]
+pub enum Read {
+    /// Up to `depth` levels per side.
+    Book { market: MarketId, depth: usize },
+    /// Shares ahead of each order at its level (`None` for an order that does not rest).
+    QueuePositions(Vec<OrderId>),
+}
+
+#[derive(Clone, Debug)]
+pub enum ReadAnswer {
+    Book(Option<BookDepth>),
+    QueuePositions(Vec<Option<u64>>),
 }
 
 enum Reply {
     Applied(Applied),
     User(UserId),
+    Read(ReadAnswer),
 }
 
 type ReplyTo = oneshot::Sender<Result<Reply, SequencerError>>;
@@ -141,7 +162,7 @@ impl SequencerHandle {
         }
         match self.request(Request::Command { op, subject }).await? {
             Reply::Applied(applied) => Ok(applied),
-            Reply::User(_) => Err(SequencerError::Invalid("unexpected reply")),
+            _ => Err(SequencerError::Invalid("unexpected reply")),
         }
     }
 
@@ -149,7 +170,15 @@ impl SequencerHandle {
     pub async fn ensure_user(&self, user_id: Uuid) -> Result<UserId, SequencerError> {
         match self.request(Request::EnsureUser { user_id }).await? {
             Reply::User(user) => Ok(user),
-            Reply::Applied(_) => Err(SequencerError::Invalid("unexpected reply")),
+            _ => Err(SequencerError::Invalid("unexpected reply")),
+        }
+    }
+
+    /// Asks the engine `read`, answered from the last committed state.
+    pub async fn read(&self, read: Read) -> Result<ReadAnswer, SequencerError> {
+        match self.request(Request::Read(read)).await? {
+            Reply::Read(answer) => Ok(answer),
+            _ => Err(SequencerError::Invalid("unexpected reply")),
         }
     }
 
@@ -381,6 +410,16 @@ impl Sequencer {
         let mut replies: Vec<(ReplyTo, Result<Reply, SequencerError>)> = Vec::new();
         let first_seq = self.seq + 1;
         let users_before = self.users.len();
+        // Reads first: the engine holds exactly the committed state until the loop below.
+        for submission in batch.iter_mut() {
+            if let Request::Read(read) = &submission.request {
+                let answer = Ok(Reply::Read(self.read(read)));
+                if let Some(reply) = submission.reply.take() {
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+        batch.retain(|submission| !matches!(submission.request, Request::Read(_)));
         for submission in batch.drain(..) {
             let answer = self.apply(submission.request, &mut entries);
             if let Some(reply) = submission.reply {
@@ -429,6 +468,20 @@ impl Sequencer {
         }
     }
 
+    fn read(&self, read: &Read) -> ReadAnswer {
+        match read {
+            Read::Book { market, depth } => {
+                ReadAnswer::Book(self.engine.book_depth(*market, *depth))
+            }
+            Read::QueuePositions(orders) => ReadAnswer::QueuePositions(
+                orders
+                    .iter()
+                    .map(|order| self.engine.queue_position(*order))
+                    .collect(),
+            ),
+        }
+    }
+
     /// Applies one request, appending what must be journaled to `entries`.
     fn apply(
         &mut self,
@@ -467,6 +520,7 @@ impl Sequencer {
                 entries.push(entry);
                 answer
             }
+            Request::Read(read) => Ok(Reply::Read(self.read(&read))),
         }
     }
 

@@ -7,3 +7,4 @@ mod durability;
 mod helpers;
 mod markets;
 mod ops;
+mod orders;

@@ -1,0 +1,462 @@
+//! Orders over HTTP: place, get, list, cancel, cancel-all, amend, and the caller's fills.
+//!
+//! Owns parsing an order request into an engine `PlaceOrder` (every field checked here, so the
+//! engine only judges trading rules) and answering from the committed projections, with queue
+//! positions read from the engine's committed state. Must never act on, or reveal, another
+//! user's order: every lookup is by (user, id), and a miss is a plain 404.
+
+pub mod store;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use engine::units::SLIPPAGE_BPS_MAX;
+use engine::{
+    CancelReason, ClientOrderId, Event, OrderId, OrderType, Outcome, PlaceOrder, Reject,
+    SelfTradePrevention, Side, TimeInForce, UserId,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::{parse_price_units, parse_time_micros, parse_transfer_amount};
+use crate::http::extractor::{ApiJson, ApiQuery, AuthUser, OptionalJson};
+use crate::http::page::{paged, Page, Paged};
+use crate::http::{AppState, Error};
+use crate::markets;
+use crate::sequencer::{Read, ReadAnswer};
+use crate::users;
+use store::{FillBody, OrderBody, OrderRow, StatusFilter};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/orders", post(place).get(list))
+        .route("/orders/cancel-all", post(cancel_all))
+        .route("/orders/{id}", get(show).delete(cancel).patch(amend))
+        .route("/portfolio/fills", get(fills))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlaceRequest {
+    market_id: String,
+    side: String,
+    outcome: String,
+    #[serde(rename = "type")]
+    order_type: String,
+    price: Option<String>,
+    qty: Option<u64>,
+    cash_amount: Option<String>,
+    time_in_force: Option<String>,
+    expires_at: Option<String>,
+    #[serde(default)]
+    post_only: bool,
+    #[serde(default)]
+    reduce_only: bool,
+    self_trade_prevention: Option<String>,
+    client_order_id: Option<String>,
+    worst_price: Option<String>,
+    max_slippage_bps: Option<u32>,
+}
+
+/// `raw` as one of `options` (exact names), or a 422 naming `field`.
+fn choice<T: Copy>(raw: &str, field: &'static str, options: &[(&str, T)]) -> Result<T, Error> {
+    options
+        .iter()
+        .find(|(name, _)| *name == raw)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
+            Error::validation(field, format!("must be one of {}", names.join(", ")))
+        })
+}
+
+/// The request as an engine order for `user`; trading rules (tick, funds, limits, option
+/// combinations) are left to the engine, which names its reject.
+pub async fn parse_place(
+    state: &AppState,
+    user: UserId,
+    body: PlaceRequest,
+) -> Result<PlaceOrder, Error> {
+    let side = choice(
+        &body.side,
+        "side",
+        &[("BUY", Side::Buy), ("SELL", Side::Sell)],
+    )?;
+    let outcome = choice(
+        &body.outcome,
+        "outcome",
+        &[("YES", Outcome::Yes), ("NO", Outcome::No)],
+    )?;
+    let order_type = choice(
+        &body.order_type,
+        "type",
+        &[("LIMIT", OrderType::Limit), ("MARKET", OrderType::Market)],
+    )?;
+    let default_tif = match order_type {
+        OrderType::Limit => "GTC",
+        OrderType::Market => "IOC",
+    };
+    let time_in_force = choice(
+        body.time_in_force.as_deref().unwrap_or(default_tif),
+        "timeInForce",
+        &[
+            ("GTC", TimeInForce::Gtc),
+            ("GTD", TimeInForce::Gtd),
+            ("IOC", TimeInForce::Ioc),
+            ("FOK", TimeInForce::Fok),
+        ],
+    )?;
+    let self_trade_prevention = choice(
+        body.self_trade_prevention
+            .as_deref()
+            .unwrap_or("CANCEL_TAKER"),
+        "selfTradePrevention",
+        &[
+            ("CANCEL_TAKER", SelfTradePrevention::CancelTaker),
+            ("CANCEL_MAKER", SelfTradePrevention::CancelMaker),
+            ("CANCEL_BOTH", SelfTradePrevention::CancelBoth),
+            (
+                "DECREMENT_AND_CANCEL",
+                SelfTradePrevention::DecrementAndCancel,
+            ),
+        ],
+    )?;
+    let price_units = body
+        .price
+        .as_deref()
+        .map(|raw| parse_price_units(raw, "price"))
+        .transpose()?;
+    let cash_micros = body
+        .cash_amount
+        .as_deref()
+        .map(|raw| parse_transfer_amount(raw, "cashAmount"))
+        .transpose()?;
+    let expires_at_micros = body
+        .expires_at
+        .as_deref()
+        .map(|raw| parse_time_micros(raw, "expiresAt"))
+        .transpose()?;
+    let client_order_id = body
+        .client_order_id
+        .as_deref()
+        .map(|raw| {
+            ClientOrderId::new(raw).ok_or_else(|| {
+                Error::validation(
+                    "clientOrderId",
+                    "must be 1 to 36 printable ASCII characters",
+                )
+            })
+        })
+        .transpose()?;
+    let worst_price_units = body
+        .worst_price
+        .as_deref()
+        .map(|raw| parse_price_units(raw, "worstPrice"))
+        .transpose()?;
+    if body
+        .max_slippage_bps
+        .is_some_and(|bps| bps > SLIPPAGE_BPS_MAX)
+    {
+        return Err(Error::validation(
+            "maxSlippageBps",
+            "must be from 0 to 10000",
+        ));
+    }
+    let market = markets::find(&state.db, body.market_id.trim())
+        .await?
+        .ok_or(Error::Rejected(Reject::UnknownMarket))?;
+    Ok(PlaceOrder {
+        user,
+        market: market.engine_id,
+        side,
+        outcome,
+        order_type,
+        price_units,
+        qty: body.qty,
+        cash_micros,
+        time_in_force,
+        expires_at_micros,
+        post_only: body.post_only,
+        reduce_only: body.reduce_only,
+        self_trade_prevention,
+        client_order_id,
+        worst_price_units,
+        max_slippage_bps: body.max_slippage_bps,
+    })
+}
+
+#[derive(Serialize)]
+pub struct OrderAnswer {
+    order: OrderBody,
+    fills: Vec<FillBody>,
+}
+
+/// Fills in the queue positions of the resting orders among `orders` (committed state).
+async fn with_queue_positions(state: &AppState, orders: &mut [OrderRow]) -> Result<(), Error> {
+    let resting: Vec<OrderId> = orders
+        .iter()
+        .filter(|order| order.body.rests())
+        .map(|order| order.engine_id)
+        .collect();
+    if resting.is_empty() {
+        return Ok(());
+    }
+    let ReadAnswer::QueuePositions(positions) =
+        state.sequencer.read(Read::QueuePositions(resting)).await?
+    else {
+        return Err(Error::internal("unexpected read answer"));
+    };
+    let mut positions = positions.into_iter();
+    for order in orders.iter_mut().filter(|order| order.body.rests()) {
+        order.body.queue_position = positions.next().flatten();
+    }
+    Ok(())
+}
+
+/// The committed order with all its fills.
+pub async fn order_answer(state: &AppState, order: OrderId) -> Result<OrderAnswer, Error> {
+    let mut rows = [store::order_by_engine_id(&state.db, order).await?];
+    with_queue_positions(state, &mut rows).await?;
+    let [row] = rows;
+    let fills = store::fills_of_order(&state.db, order).await?;
+    Ok(OrderAnswer {
+        order: row.body,
+        fills,
+    })
+}
+
+/// The order a place command created (true) or replayed by client order id (false).
+pub fn placed_order(events: &[Event], user: UserId) -> Option<(OrderId, bool)> {
+    events.iter().find_map(|event| match event {
+        Event::OrderAccepted { order, request, .. } if request.user == user => Some((*order, true)),
+        Event::OrderReplayed {
+            order, user: by, ..
+        } if *by == user => Some((*order, false)),
+        _ => None,
+    })
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn place(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<PlaceRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let user = state.sequencer.ensure_user(auth.user_id).await?;
+    let request = parse_place(&state, user, body).await?;
+    let applied = state
+        .sequencer
+        .submit(engine::Op::Place(request), None)
+        .await?;
+    applied.result.map_err(Error::Rejected)?;
+    let (order, created) = placed_order(&applied.events, user)
+        .ok_or_else(|| Error::internal("a placed order without its event"))?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(order_answer(&state, order).await?)))
+}
+
+/// The caller's engine user, or `None` when they never traded (nothing of theirs exists).
+async fn engine_user(state: &AppState, auth: &AuthUser) -> Result<Option<UserId>, Error> {
+    users::engine_user(&state.db, auth.user_id).await
+}
+
+/// The caller's order `id` (404 for a malformed id, another user's order or none).
+async fn own_order(
+    state: &AppState,
+    auth: &AuthUser,
+    id: &str,
+) -> Result<(UserId, OrderRow), Error> {
+    let id = Uuid::parse_str(id).map_err(|_| Error::NotFound)?;
+    let user = engine_user(state, auth).await?.ok_or(Error::NotFound)?;
+    let order = store::order_of_user(&state.db, user, id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok((user, order))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn show(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderBody>, Error> {
+    let (_, order) = own_order(&state, &auth, &id).await?;
+    let mut rows = [order];
+    with_queue_positions(&state, &mut rows).await?;
+    let [order] = rows;
+    Ok(Json(order.body))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    market_id: Option<String>,
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Paged<OrderBody>>, Error> {
+    let page = Page::parse(query.limit, query.cursor.as_deref())?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(choice(
+            raw,
+            "status",
+            &[
+                ("open", StatusFilter::Open),
+                ("closed", StatusFilter::Closed),
+            ],
+        )?),
+    };
+    let market = match query.market_id.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(
+            markets::find(&state.db, raw)
+                .await?
+                .ok_or_else(|| Error::validation("marketId", "no such market"))?
+                .engine_id,
+        ),
+    };
+    let Some(user) = engine_user(&state, &auth).await? else {
+        return Ok(Json(paged(page, Vec::new())));
+    };
+    let rows = store::orders_of_user(&state.db, user, status, market, page).await?;
+    let (keys, mut orders): (Vec<i64>, Vec<OrderRow>) = rows.into_iter().unzip();
+    with_queue_positions(&state, &mut orders).await?;
+    let items = keys
+        .into_iter()
+        .zip(orders.into_iter().map(|order| order.body))
+        .collect();
+    Ok(Json(paged(page, items)))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn cancel(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderBody>, Error> {
+    let (user, order) = own_order(&state, &auth, &id).await?;
+    let op = engine::Op::Cancel {
+        user,
+        order: order.engine_id,
+    };
+    let applied = state.sequencer.submit(op, None).await?;
+    applied.result.map_err(Error::Rejected)?;
+    Ok(Json(order_answer(&state, order.engine_id).await?.order))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CancelAllRequest {
+    market_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CancelledBody {
+    cancelled: Vec<Uuid>,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn cancel_all(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    OptionalJson(body): OptionalJson<CancelAllRequest>,
+) -> Result<Json<CancelledBody>, Error> {
+    let market = match body.and_then(|body| body.market_id) {
+        None => None,
+        Some(raw) => Some(
+            markets::find(&state.db, raw.trim())
+                .await?
+                .ok_or(Error::Rejected(Reject::UnknownMarket))?
+                .engine_id,
+        ),
+    };
+    let user = state.sequencer.ensure_user(auth.user_id).await?;
+    let applied = state
+        .sequencer
+        .submit(engine::Op::CancelAll { user, market }, None)
+        .await?;
+    applied.result.map_err(Error::Rejected)?;
+    let cancelled = applied
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::OrderEnded {
+                order,
+                user: owner,
+                reason: Some(CancelReason::UserRequested),
+                ..
+            } if *owner == user => Some(crate::ids::order_uuid(*order)),
+            _ => None,
+        })
+        .collect();
+    Ok(Json(CancelledBody { cancelled }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmendRequest {
+    qty: Option<u64>,
+    price: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn amend(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AmendRequest>,
+) -> Result<Json<OrderAnswer>, Error> {
+    let price_units = body
+        .price
+        .as_deref()
+        .map(|raw| parse_price_units(raw, "price"))
+        .transpose()?;
+    if body.qty.is_none() && price_units.is_none() {
+        return Err(Error::validation("qty", "give qty, price or both"));
+    }
+    let (user, order) = own_order(&state, &auth, &id).await?;
+    let op = engine::Op::Amend {
+        user,
+        order: order.engine_id,
+        qty: body.qty,
+        price_units,
+    };
+    let applied = state.sequencer.submit(op, None).await?;
+    applied.result.map_err(Error::Rejected)?;
+    Ok(Json(order_answer(&state, order.engine_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillsQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn fills(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<FillsQuery>,
+) -> Result<Json<Paged<FillBody>>, Error> {
+    let page = Page::parse(query.limit, query.cursor.as_deref())?;
+    let Some(user) = engine_user(&state, &auth).await? else {
+        return Ok(Json(paged(page, Vec::new())));
+    };
+    let rows = store::fills_of_user(&state.db, user, page).await?;
+    Ok(Json(paged(page, rows)))
+}

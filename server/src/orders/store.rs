@@ -1,0 +1,301 @@
+//! Reads of the `orders` and `trades` projections, and the public order and fill shapes.
+//!
+//! Owns turning committed rows into `OrderBody` / `FillBody`: prices in the order's own
+//! outcome, cash as exact decimal strings, fills seen from one side (maker or taker). Must
+//! never write a projection, and never return another user's order or fill: every query here
+//! that takes a user filters by it in SQL.
+
+use engine::units::PRICE_SCALE;
+use engine::{OrderId, UserId};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::domain::{format_cash, format_price};
+use crate::http::page::Page;
+use crate::http::Error;
+use crate::users::rfc3339;
+
+/// An order as the projection holds it, with its market's UUID.
+#[derive(Clone, Debug)]
+pub struct OrderRow {
+    pub engine_id: OrderId,
+    pub body: OrderBody,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderBody {
+    pub id: Uuid,
+    pub client_order_id: Option<String>,
+    pub market_id: Uuid,
+    pub side: String,
+    pub outcome: String,
+    #[serde(rename = "type")]
+    pub order_type: String,
+    pub price: Option<String>,
+    pub qty: i64,
+    pub filled_qty: i64,
+    pub remaining_qty: i64,
+    pub avg_fill_price: Option<String>,
+    pub status: String,
+    pub cancel_reason: Option<String>,
+    pub time_in_force: String,
+    pub expires_at: Option<String>,
+    pub post_only: bool,
+    pub reduce_only: bool,
+    pub self_trade_prevention: String,
+    pub queue_position: Option<u64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl OrderBody {
+    pub fn rests(&self) -> bool {
+        matches!(self.status.as_str(), "OPEN" | "PARTIALLY_FILLED")
+    }
+}
+
+const ORDER_SELECT: &str = "SELECT o.engine_order_id, o.id, o.client_order_id, m.id AS market_id, \
+     o.side, o.outcome, o.order_type, o.time_in_force, o.self_trade_prevention, \
+     CAST(CASE WHEN o.post_only THEN 1 ELSE 0 END AS BIGINT) AS post_only, \
+     CAST(CASE WHEN o.reduce_only THEN 1 ELSE 0 END AS BIGINT) AS reduce_only, o.price_units, o.qty, o.filled_qty, o.remaining_qty, \
+     o.filled_notional_units, o.status, o.cancel_reason, o.expires_at, o.created_at, \
+     o.updated_at FROM orders o JOIN markets m ON m.engine_market_id = o.engine_market_id";
+
+/// The exact average of `notional_units / filled` price units, as a price with at most 6
+/// decimals (an average need not sit on the tick).
+fn average_price(notional_units: i64, filled: i64) -> Option<String> {
+    if filled <= 0 {
+        return None;
+    }
+    let average =
+        Decimal::from(notional_units) / Decimal::from(filled) / Decimal::from(PRICE_SCALE);
+    let text = average.round_dp(6).normalize().to_string();
+    Some(match text.split_once('.') {
+        None => format!("{text}.00"),
+        Some((_, fraction)) if fraction.len() < 2 => format!("{text}0"),
+        Some(_) => text,
+    })
+}
+
+fn order_from_row(row: &AnyRow) -> Result<OrderRow, Error> {
+    let engine_id: i64 = row.try_get("engine_order_id")?;
+    let id: String = row.try_get("id")?;
+    let market_id: String = row.try_get("market_id")?;
+    let order_type: String = row.try_get("order_type")?;
+    let price_units: i64 = row.try_get("price_units")?;
+    let filled_qty: i64 = row.try_get("filled_qty")?;
+    let notional: i64 = row.try_get("filled_notional_units")?;
+    let expires_at: Option<i64> = row.try_get("expires_at")?;
+    let price = (order_type == "LIMIT")
+        .then(|| format_price(u32::try_from(price_units).unwrap_or_default()));
+    Ok(OrderRow {
+        engine_id: OrderId(u64::try_from(engine_id).map_err(Error::internal)?),
+        body: OrderBody {
+            id: Uuid::parse_str(&id).map_err(Error::internal)?,
+            client_order_id: row.try_get("client_order_id")?,
+            market_id: Uuid::parse_str(&market_id).map_err(Error::internal)?,
+            side: row.try_get("side")?,
+            outcome: row.try_get("outcome")?,
+            order_type,
+            price,
+            qty: row.try_get("qty")?,
+            filled_qty,
+            remaining_qty: row.try_get("remaining_qty")?,
+            avg_fill_price: average_price(notional, filled_qty),
+            status: row.try_get("status")?,
+            cancel_reason: row.try_get("cancel_reason")?,
+            time_in_force: row.try_get("time_in_force")?,
+            expires_at: expires_at.map(rfc3339),
+            // Booleans read as integers: SQLite stores them so, and `Any` will not convert.
+            post_only: row.try_get::<i64, _>("post_only")? != 0,
+            reduce_only: row.try_get::<i64, _>("reduce_only")? != 0,
+            self_trade_prevention: row.try_get("self_trade_prevention")?,
+            queue_position: None,
+            created_at: rfc3339(row.try_get("created_at")?),
+            updated_at: rfc3339(row.try_get("updated_at")?),
+        },
+    })
+}
+
+/// `user`'s order with public id `id` (another user's order is `None`, like a missing one).
+pub async fn order_of_user(db: &Db, user: UserId, id: Uuid) -> Result<Option<OrderRow>, Error> {
+    let sql = format!("{ORDER_SELECT} WHERE o.id = $1 AND o.engine_user_id = $2");
+    let row = sqlx::query(&sql)
+        .bind(id.to_string())
+        .bind(i64::from(user.0))
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+pub async fn order_by_engine_id(db: &Db, order: OrderId) -> Result<OrderRow, Error> {
+    let sql = format!("{ORDER_SELECT} WHERE o.engine_order_id = $1");
+    let row = sqlx::query(&sql)
+        .bind(i64::try_from(order.0).map_err(Error::internal)?)
+        .fetch_one(&db.pool)
+        .await?;
+    order_from_row(&row)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusFilter {
+    Open,
+    Closed,
+}
+
+/// `user`'s orders, newest first, keyed for the cursor by engine id plus one.
+pub async fn orders_of_user(
+    db: &Db,
+    user: UserId,
+    status: Option<StatusFilter>,
+    market: Option<engine::MarketId>,
+    page: Page,
+) -> Result<Vec<(i64, OrderRow)>, Error> {
+    let mut sql = format!("{ORDER_SELECT} WHERE o.engine_user_id = $1 AND o.engine_order_id < $2");
+    match status {
+        Some(StatusFilter::Open) => sql.push_str(" AND o.status IN ('OPEN', 'PARTIALLY_FILLED')"),
+        Some(StatusFilter::Closed) => {
+            sql.push_str(" AND o.status NOT IN ('OPEN', 'PARTIALLY_FILLED')")
+        }
+        None => {}
+    }
+    if market.is_some() {
+        sql.push_str(" AND o.engine_market_id = $4");
+    }
+    sql.push_str(" ORDER BY o.engine_order_id DESC LIMIT $3");
+    let mut query = sqlx::query(&sql)
+        .bind(i64::from(user.0))
+        .bind(below(page))
+        .bind(page.fetch());
+    if let Some(market) = market {
+        query = query.bind(i64::from(market.0));
+    }
+    let rows = query.fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|row| {
+            let order = order_from_row(row)?;
+            let key = i64::try_from(order.engine_id.0).map_err(Error::internal)? + 1;
+            Ok((key, order))
+        })
+        .collect()
+}
+
+/// The bound for `key < bound` queries over ids keyed as id plus one.
+pub fn below(page: Page) -> i64 {
+    if page.before == i64::MAX {
+        i64::MAX
+    } else {
+        page.before - 1
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FillBody {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    pub market_id: Uuid,
+    pub side: String,
+    pub outcome: String,
+    pub price: String,
+    pub qty: i64,
+    pub fee: String,
+    pub role: String,
+    pub kind: String,
+    pub created_at: String,
+}
+
+/// One side of the trades matching `where_clause`: `role` is MAKER or TAKER.
+fn fill_select(role: &str, where_clause: &str) -> String {
+    let lower = role.to_lowercase();
+    format!(
+        "SELECT t.engine_trade_id, t.id, t.price_units, t.qty, t.kind, t.created_at, \
+         t.{lower}_fee_micros AS fee_micros, '{role}' AS role, o.id AS order_id, o.side, \
+         o.outcome, m.id AS market_id FROM trades t \
+         JOIN orders o ON o.engine_order_id = t.{lower}_order_id \
+         JOIN markets m ON m.engine_market_id = t.engine_market_id WHERE {where_clause}"
+    )
+}
+
+fn fill_from_row(row: &AnyRow) -> Result<(i64, FillBody), Error> {
+    let engine_id: i64 = row.try_get("engine_trade_id")?;
+    let id: String = row.try_get("id")?;
+    let order_id: String = row.try_get("order_id")?;
+    let market_id: String = row.try_get("market_id")?;
+    let outcome: String = row.try_get("outcome")?;
+    let yes_units: i64 = row.try_get("price_units")?;
+    let units = if outcome == "YES" {
+        yes_units
+    } else {
+        i64::from(PRICE_SCALE) - yes_units
+    };
+    let fill = FillBody {
+        id: Uuid::parse_str(&id).map_err(Error::internal)?,
+        order_id: Uuid::parse_str(&order_id).map_err(Error::internal)?,
+        market_id: Uuid::parse_str(&market_id).map_err(Error::internal)?,
+        side: row.try_get("side")?,
+        outcome,
+        price: format_price(u32::try_from(units).map_err(Error::internal)?),
+        qty: row.try_get("qty")?,
+        fee: format_cash(row.try_get("fee_micros")?),
+        role: row.try_get("role")?,
+        kind: row.try_get("kind")?,
+        created_at: rfc3339(row.try_get("created_at")?),
+    };
+    Ok((engine_id + 1, fill))
+}
+
+/// Every fill of one order, oldest first.
+pub async fn fills_of_order(db: &Db, order: OrderId) -> Result<Vec<FillBody>, Error> {
+    let sql = format!(
+        "{} UNION ALL {} ORDER BY engine_trade_id",
+        fill_select("MAKER", "t.maker_order_id = $1"),
+        fill_select("TAKER", "t.taker_order_id = $1"),
+    );
+    let rows = sqlx::query(&sql)
+        .bind(i64::try_from(order.0).map_err(Error::internal)?)
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter()
+        .map(|row| fill_from_row(row).map(|(_, fill)| fill))
+        .collect()
+}
+
+/// `user`'s fills, newest first, keyed for the cursor.
+pub async fn fills_of_user(
+    db: &Db,
+    user: UserId,
+    page: Page,
+) -> Result<Vec<(i64, FillBody)>, Error> {
+    let sql = format!(
+        "{} UNION ALL {} ORDER BY engine_trade_id DESC LIMIT $3",
+        fill_select("MAKER", "t.maker_user_id = $1 AND t.engine_trade_id < $2"),
+        fill_select("TAKER", "t.taker_user_id = $1 AND t.engine_trade_id < $2"),
+    );
+    let rows = sqlx::query(&sql)
+        .bind(i64::from(user.0))
+        .bind(below(page))
+        .bind(page.fetch())
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(fill_from_row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_prices_are_exact_to_six_decimals() {
+        assert_eq!(average_price(0, 0), None);
+        assert_eq!(average_price(4_500 * 10, 10).unwrap(), "0.45");
+        assert_eq!(average_price(4_500 + 4_600, 2).unwrap(), "0.455");
+        assert_eq!(average_price(4_500 * 2 + 4_600, 3).unwrap(), "0.453333");
+        assert_eq!(average_price(10_000, 2).unwrap(), "0.50");
+    }
+}
