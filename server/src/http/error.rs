@@ -119,8 +119,9 @@ impl From<SequencerError> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+impl Error {
+    /// The answer's status and its `{"error": ...}` body (internal details logged, not sent).
+    pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
         let (status, code) = self.status_and_code();
         let message = if status.is_server_error()
             && !matches!(self, Error::Overloaded | Error::Unavailable)
@@ -131,9 +132,16 @@ impl IntoResponse for Error {
             self.to_string()
         };
         let mut body = json!({ "error": { "code": code, "message": message } });
-        if let Error::Validation { field, .. } = &self {
+        if let Error::Validation { field, .. } = self {
             body["error"]["details"] = json!({ "field": field });
         }
+        (status, body)
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {

@@ -5,6 +5,7 @@
 //! positions read from the engine's committed state. Must never act on, or reveal, another
 //! user's order: every lookup is by (user, id), and a miss is a plain 404.
 
+pub mod batch;
 pub mod store;
 
 use axum::extract::{Path, State};
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/orders", post(place).get(list))
         .route("/orders/cancel-all", post(cancel_all))
+        .route("/orders/batch", post(batch::batch))
         .route("/orders/{id}", get(show).delete(cancel).patch(amend))
         .route("/portfolio/fills", get(fills))
 }
@@ -188,6 +190,7 @@ pub async fn parse_place(
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OrderAnswer {
     order: OrderBody,
     fills: Vec<FillBody>,

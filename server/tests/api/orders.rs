@@ -11,6 +11,7 @@ crate::on_both_databases!(
     a_client_order_id_replay_answers_the_original,
     orders_are_amended_cancelled_and_listed_by_their_owner_only,
     bad_orders_are_refused_with_the_field_or_the_engine_reason,
+    a_batch_answers_every_item_in_order_on_its_own,
 );
 
 /// Two funded traders and an open market (0.01 tick, no fees).
@@ -480,4 +481,73 @@ async fn bad_orders_are_refused_with_the_field_or_the_engine_reason(backend: Bac
     let balance = desk.app.balance(&desk.alice).await;
     assert_eq!(balance["available"], "1000.00");
     assert_eq!(balance["locked"], "0.00");
+}
+
+async fn a_batch_answers_every_item_in_order_on_its_own(backend: Backend) {
+    let Some(desk) = desk(backend).await else {
+        return;
+    };
+    let resting = desk.limit(&desk.alice, "BUY", "YES", "0.10", 10).await["order"].clone();
+    let bobs = desk.limit(&desk.bob, "BUY", "YES", "0.11", 10).await["order"].clone();
+    let order = |side: &str, outcome: &str, price: &str, qty: u64| {
+        json!({ "marketId": desk.market, "side": side, "outcome": outcome, "type": "LIMIT",
+                "price": price, "qty": qty })
+    };
+    let answer = desk
+        .app
+        .post(
+            "/v1/orders/batch",
+            Some(&desk.alice),
+            json!({
+                "place": [
+                    order("BUY", "YES", "0.30", 5),
+                    order("HOLD", "YES", "0.30", 5),
+                    order("BUY", "YES", "0.305", 5),
+                    order("BUY", "NO", "0.20", 3),
+                ],
+                "cancel": [resting["id"], "00000000-0000-0000-0000-000000000000", bobs["id"]],
+            }),
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answer: Value = answer.json().await.unwrap();
+    let placed = answer["place"].as_array().unwrap();
+    assert_eq!(placed.len(), 4);
+    assert_eq!(placed[0]["order"]["status"], "OPEN");
+    assert_eq!(placed[0]["order"]["price"], "0.30");
+    assert_eq!(placed[0]["order"]["qty"], 5);
+    assert_eq!(placed[1]["error"]["code"], "VALIDATION_FAILED");
+    assert_eq!(placed[1]["error"]["details"]["field"], "side");
+    assert_eq!(placed[2]["error"]["code"], "PRICE_OFF_TICK");
+    assert_eq!(placed[3]["order"]["outcome"], "NO");
+    assert_eq!(placed[3]["order"]["qty"], 3);
+    let cancelled = answer["cancel"].as_array().unwrap();
+    assert_eq!(cancelled.len(), 3);
+    assert_eq!(cancelled[0]["order"]["id"], resting["id"]);
+    assert_eq!(cancelled[0]["order"]["status"], "CANCELLED");
+    assert_eq!(cancelled[1]["error"]["code"], "NOT_FOUND");
+    assert_eq!(cancelled[2]["error"]["code"], "NOT_FOUND");
+    let bobs_now = desk
+        .order(&desk.bob, &bobs["id"])
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(bobs_now["status"], "OPEN");
+    // Locked: 5 x 0.30 + 3 x 0.20 plus a micro per share.
+    assert_eq!(desk.app.balance(&desk.alice).await["locked"], "2.100008");
+
+    let too_many: Vec<Value> = (0..101).map(|_| order("BUY", "YES", "0.10", 1)).collect();
+    let answer = desk
+        .app
+        .post(
+            "/v1/orders/batch",
+            Some(&desk.alice),
+            json!({ "place": too_many }),
+        )
+        .await;
+    assert_eq!(
+        error_code(answer, StatusCode::UNPROCESSABLE_ENTITY).await,
+        "BATCH_TOO_LARGE"
+    );
 }

@@ -1,0 +1,141 @@
+//! `POST /v1/orders/batch {place: [...], cancel: [ids]}`: one engine command, items judged one
+//! by one.
+//!
+//! Items that fail parsing or lookup here never reach the engine; the rest go in one `Batch`
+//! command (cancels first, then places, as the engine runs them). The answer mirrors the
+//! request: `{place: [...], cancel: [...]}`, each item `{order, fills}` or `{error}` in the
+//! order given. Must never let one bad item stop the others, nor cancel another user's order.
+
+use axum::extract::State;
+use axum::Json;
+use engine::units::BATCH_ITEMS_MAX;
+use engine::{Event, Op, OrderId, PlaceOrder, Reject};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::{order_answer, parse_place, store, PlaceRequest};
+use crate::http::extractor::{ApiJson, AuthUser};
+use crate::http::{AppState, Error};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    #[serde(default)]
+    place: Vec<PlaceRequest>,
+    #[serde(default)]
+    cancel: Vec<String>,
+}
+
+/// What became of each item: an engine order, or an error.
+type Outcome = Result<OrderId, Error>;
+
+async fn answer(state: &AppState, outcome: Outcome) -> Value {
+    let result = match outcome {
+        Ok(order) => order_answer(state, order).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(answer) => json!(answer),
+        Err(error) => error.status_and_body().1,
+    }
+}
+
+/// Engine outcomes of the submitted items, from the command's events: a rejected item is a
+/// `BatchItemRejected` at its index; every other place is accepted or replayed in turn.
+fn engine_outcomes(events: &[Event], cancels: &[OrderId], places: usize) -> Vec<Outcome> {
+    let mut outcomes: Vec<Outcome> = cancels.iter().map(|order| Ok(*order)).collect();
+    let mut placed: Vec<Outcome> = (0..places)
+        .map(|_| Err(Error::internal("a batch place without an outcome")))
+        .collect();
+    let mut next_place = 0;
+    for event in events {
+        match event {
+            Event::BatchItemRejected { index, reason } => {
+                let index = *index as usize;
+                if index < cancels.len() {
+                    outcomes[index] = Err(Error::Rejected(*reason));
+                } else if let Some(slot) = placed.get_mut(index - cancels.len()) {
+                    *slot = Err(Error::Rejected(*reason));
+                    next_place = index - cancels.len() + 1;
+                }
+            }
+            Event::OrderAccepted { order, .. } | Event::OrderReplayed { order, .. } => {
+                if let Some(slot) = placed.get_mut(next_place) {
+                    *slot = Ok(*order);
+                    next_place += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    outcomes.extend(placed);
+    outcomes
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+pub async fn batch(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<BatchRequest>,
+) -> Result<Json<Value>, Error> {
+    if body.place.len() + body.cancel.len() > BATCH_ITEMS_MAX {
+        return Err(Error::Rejected(Reject::BatchTooLarge));
+    }
+    let user = state.sequencer.ensure_user(auth.user_id).await?;
+    let mut cancel_items: Vec<Result<OrderId, Error>> = Vec::with_capacity(body.cancel.len());
+    for raw in &body.cancel {
+        let order = match Uuid::parse_str(raw.trim()) {
+            Ok(id) => store::order_of_user(&state.db, user, id).await?,
+            Err(_) => None,
+        };
+        cancel_items.push(order.map(|order| order.engine_id).ok_or(Error::NotFound));
+    }
+    let mut place_items: Vec<Result<PlaceOrder, Error>> = Vec::with_capacity(body.place.len());
+    for request in body.place {
+        place_items.push(parse_place(&state, user, request).await);
+    }
+    let cancels: Vec<OrderId> = cancel_items
+        .iter()
+        .filter_map(|item| item.as_ref().ok().copied())
+        .collect();
+    let places: Vec<PlaceOrder> = place_items
+        .iter()
+        .filter_map(|item| item.as_ref().ok().copied())
+        .collect();
+    let mut submitted = if cancels.is_empty() && places.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        let op = Op::Batch {
+            user,
+            cancels: cancels.clone(),
+            places: places.clone(),
+        };
+        let applied = state.sequencer.submit(op, None).await?;
+        applied.result.map_err(Error::Rejected)?;
+        engine_outcomes(&applied.events, &cancels, places.len()).into_iter()
+    };
+    let mut cancel_answers = Vec::with_capacity(cancel_items.len());
+    for item in cancel_items {
+        let outcome = match item {
+            Ok(_) => submitted
+                .next()
+                .unwrap_or(Err(Error::internal("missing outcome"))),
+            Err(error) => Err(error),
+        };
+        cancel_answers.push(answer(&state, outcome).await);
+    }
+    let mut place_answers = Vec::with_capacity(place_items.len());
+    for item in place_items {
+        let outcome = match item {
+            Ok(_) => submitted
+                .next()
+                .unwrap_or(Err(Error::internal("missing outcome"))),
+            Err(error) => Err(error),
+        };
+        place_answers.push(answer(&state, outcome).await);
+    }
+    Ok(Json(
+        json!({ "place": place_answers, "cancel": cancel_answers }),
+    ))
+}
