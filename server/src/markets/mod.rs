@@ -7,6 +7,8 @@
 //! Must never write the `markets` table (the sequencer's batch does) nor let a non-admin
 //! change a market.
 
+pub mod data;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -42,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/markets/{id}/resume", post(resume))
         .route("/markets/{id}/close", post(close))
         .route("/markets/{id}/resolve", post(resolve))
+        .merge(data::router())
 }
 
 /// A market as the projection holds it.

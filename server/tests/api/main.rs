@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod durability;
 mod helpers;
+mod market_data;
 mod markets;
 mod ops;
 mod orders;

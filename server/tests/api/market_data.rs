@@ -1,0 +1,137 @@
+//! Market data: the book in YES prices with its sequence number, trades, and the ticker.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{error_code, spawn_app, token, Backend, TestApp};
+
+crate::on_both_databases!(book_trades_and_ticker_follow_every_committed_order);
+
+async fn place(app: &TestApp, who: &str, market: &Value, order: (&str, &str, &str, u64)) {
+    let (side, outcome, price, qty) = order;
+    let answer = app
+        .post(
+            "/v1/orders",
+            Some(who),
+            json!({ "marketId": market["id"], "side": side, "outcome": outcome,
+                    "type": "LIMIT", "price": price, "qty": qty }),
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::CREATED);
+}
+
+async fn read(app: &TestApp, path: String) -> Value {
+    let answer = app.get(&path, None).await;
+    assert_eq!(answer.status(), StatusCode::OK, "{path}");
+    answer.json().await.unwrap()
+}
+
+async fn book_trades_and_ticker_follow_every_committed_order(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
+    let id = market["id"].as_str().unwrap().to_owned();
+    let mut tokens = Vec::new();
+    for email in ["alice@example.com", "bob@example.com"] {
+        let (user, login) = app.signed_up(email).await;
+        assert_eq!(
+            app.deposit(&admin, &user, "1000").await.status(),
+            StatusCode::CREATED
+        );
+        tokens.push(token(&login, "accessToken"));
+    }
+    let (alice, bob) = (&tokens[0], &tokens[1]);
+    let empty = read(&app, format!("/v1/markets/{id}/book")).await;
+    assert_eq!(
+        empty,
+        json!({ "marketId": id, "seq": 0, "bids": [], "asks": [] })
+    );
+
+    place(&app, alice, &market, ("BUY", "YES", "0.40", 10)).await;
+    place(&app, alice, &market, ("BUY", "YES", "0.40", 5)).await;
+    place(&app, alice, &market, ("BUY", "YES", "0.38", 3)).await;
+    // BUY NO at 0.45 rests as a YES ask at 0.55.
+    place(&app, bob, &market, ("BUY", "NO", "0.45", 7)).await;
+    let book = read(&app, format!("/v1/markets/{id}/book")).await;
+    assert_eq!(
+        book,
+        json!({
+            "marketId": id, "seq": 4,
+            "bids": [{ "price": "0.40", "qty": 15 }, { "price": "0.38", "qty": 3 }],
+            "asks": [{ "price": "0.55", "qty": 7 }],
+        })
+    );
+    let top = read(&app, format!("/v1/markets/rain/book?depth=1")).await;
+    assert_eq!(top["bids"], json!([{ "price": "0.40", "qty": 15 }]));
+    let ticker = read(&app, format!("/v1/markets/{id}/ticker")).await;
+    assert_eq!(
+        ticker,
+        json!({ "marketId": id, "bestBid": "0.40", "bestAsk": "0.55", "mid": "0.475",
+                "last": null, "volume24h": 0, "change24h": null })
+    );
+
+    // BUY NO at 0.60 takes the YES bids at 0.40: 10 then 2, both mints, taker SELL in YES.
+    place(&app, bob, &market, ("BUY", "NO", "0.60", 12)).await;
+    let trades = read(&app, format!("/v1/markets/{id}/trades")).await;
+    let data = trades["data"].as_array().unwrap();
+    assert_eq!(data.len(), 2);
+    for (trade, qty) in data.iter().zip([2, 10]) {
+        assert_eq!(trade["qty"], qty);
+        assert_eq!(trade["price"], "0.40");
+        assert_eq!(trade["takerSide"], "SELL");
+        assert_eq!(trade["kind"], "MINT");
+    }
+    let first_page = read(&app, format!("/v1/markets/{id}/trades?limit=1")).await;
+    assert_eq!(first_page["data"][0]["id"], data[0]["id"]);
+    let cursor = first_page["nextCursor"].as_str().unwrap();
+    let second_page = read(
+        &app,
+        format!("/v1/markets/{id}/trades?limit=1&cursor={cursor}"),
+    )
+    .await;
+    assert_eq!(second_page["data"][0]["id"], data[1]["id"]);
+    assert_eq!(second_page["nextCursor"], Value::Null);
+    let book = read(&app, format!("/v1/markets/{id}/book")).await;
+    assert_eq!(book["seq"], 5);
+    assert_eq!(
+        book["bids"],
+        json!([{ "price": "0.40", "qty": 3 }, { "price": "0.38", "qty": 3 }])
+    );
+
+    // Alice lifts bob's YES ask at 0.55 for 2.
+    place(&app, alice, &market, ("BUY", "YES", "0.55", 2)).await;
+    let ticker = read(&app, format!("/v1/markets/{id}/ticker")).await;
+    assert_eq!(
+        ticker,
+        json!({ "marketId": id, "bestBid": "0.40", "bestAsk": "0.55", "mid": "0.475",
+                "last": "0.55", "volume24h": 14, "change24h": "0.15" })
+    );
+    let latest = read(&app, format!("/v1/markets/{id}/trades?limit=1")).await;
+    assert_eq!(latest["data"][0]["takerSide"], "BUY");
+    assert_eq!(latest["data"][0]["price"], "0.55");
+
+    let missing = app.get("/v1/markets/nope/book", None).await;
+    assert_eq!(
+        error_code(missing, StatusCode::NOT_FOUND).await,
+        "NOT_FOUND"
+    );
+    let missing = app.get("/v1/markets/nope/ticker", None).await;
+    assert_eq!(
+        error_code(missing, StatusCode::NOT_FOUND).await,
+        "NOT_FOUND"
+    );
+    for query in ["depth=0", "depth=501"] {
+        let answer = app
+            .get(&format!("/v1/markets/{id}/book?{query}"), None)
+            .await;
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["error"]["details"]["field"], "depth");
+    }
+    let answer = app
+        .get(&format!("/v1/markets/{id}/book?depth=-1"), None)
+        .await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+}
