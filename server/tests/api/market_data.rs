@@ -63,7 +63,7 @@ async fn book_trades_and_ticker_follow_every_committed_order(backend: Backend) {
             "asks": [{ "price": "0.55", "qty": 7 }],
         })
     );
-    let top = read(&app, format!("/v1/markets/rain/book?depth=1")).await;
+    let top = read(&app, "/v1/markets/rain/book?depth=1".to_owned()).await;
     assert_eq!(top["bids"], json!([{ "price": "0.40", "qty": 15 }]));
     let ticker = read(&app, format!("/v1/markets/{id}/ticker")).await;
     assert_eq!(
