@@ -14,6 +14,7 @@ pub mod ids;
 pub mod markets;
 pub mod metrics;
 pub mod orders;
+pub mod portfolio;
 pub mod sequencer;
 pub mod telemetry;
 pub mod transfers;

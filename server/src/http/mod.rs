@@ -61,7 +61,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::router())
         .merge(crate::transfers::router())
         .merge(crate::markets::router())
-        .merge(crate::orders::router());
+        .merge(crate::orders::router())
+        .merge(crate::portfolio::router());
     let request_id = HeaderName::from_static("x-request-id");
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))

@@ -9,3 +9,4 @@ mod market_data;
 mod markets;
 mod ops;
 mod orders;
+mod seed_flow;

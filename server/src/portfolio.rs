@@ -1,0 +1,278 @@
+//! `GET /v1/portfolio/positions`: shares per market with weighted average cost and PnL.
+//!
+//! Shares come from the committed `positions` projection. Cost and PnL are replayed from the
+//! caller's committed fills and settlements, in integer micro-dollars: a BUY adds its cash and
+//! fee to the outcome's cost; a SELL removes the average cost of what it sold (rounded down)
+//! and realizes proceeds minus fee minus that cost; a settlement realizes payout minus the
+//! remaining cost. Unrealized PnL marks the shares at the mid (else the last trade), exactly.
+//! Must never read another user's rows or use a float.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use engine::units::{MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE, PRICE_SCALE};
+use engine::{MarketId, UserId};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::format_cash;
+use crate::http::extractor::AuthUser;
+use crate::http::{AppState, Error};
+use crate::markets::data::format_half_units;
+use crate::sequencer::{Read, ReadAnswer};
+use crate::users;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/portfolio/positions", get(positions))
+}
+
+/// One outcome's holding as replayed from fills.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Holding {
+    pub shares: i64,
+    pub cost_micros: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Book {
+    pub yes: Holding,
+    pub no: Holding,
+    pub realized_micros: i64,
+}
+
+impl Book {
+    fn holding(&mut self, outcome: &str) -> &mut Holding {
+        if outcome == "YES" {
+            &mut self.yes
+        } else {
+            &mut self.no
+        }
+    }
+
+    /// One fill: `price_units` in the outcome's own terms, `fee_micros` paid (negative: rebate).
+    pub fn fill(&mut self, side: &str, outcome: &str, price_units: i64, qty: i64, fee: i64) {
+        let cash = qty * price_units * MICROS_PER_PRICE_UNIT;
+        let holding = self.holding(outcome);
+        if side == "BUY" {
+            holding.shares += qty;
+            holding.cost_micros += cash + fee;
+            return;
+        }
+        let removed = if holding.shares > 0 {
+            let sold = qty.min(holding.shares);
+            i64::try_from(
+                i128::from(holding.cost_micros) * i128::from(sold) / i128::from(holding.shares),
+            )
+            .unwrap_or(holding.cost_micros)
+        } else {
+            0
+        };
+        holding.shares -= qty.min(holding.shares);
+        holding.cost_micros -= removed;
+        self.realized_micros += cash - fee - removed;
+    }
+
+    /// Resolution paid `payout_micros` for every share: the whole cost is realized.
+    pub fn settle(&mut self, payout_micros: i64) {
+        self.realized_micros += payout_micros - self.yes.cost_micros - self.no.cost_micros;
+        self.yes = Holding::default();
+        self.no = Holding::default();
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PositionBody {
+    market_id: Uuid,
+    yes_shares: i64,
+    no_shares: i64,
+    yes_avg_cost: Option<String>,
+    no_avg_cost: Option<String>,
+    realized_pnl: String,
+    unrealized_pnl: Option<String>,
+    mark_price: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PositionsBody {
+    data: Vec<PositionBody>,
+}
+
+/// Cost per share as a price with at most 6 decimals; `None` without shares.
+fn average_cost(holding: Holding) -> Option<String> {
+    if holding.shares <= 0 {
+        return None;
+    }
+    let average = Decimal::from(holding.cost_micros)
+        / Decimal::from(holding.shares)
+        / Decimal::from(MICROS_PER_SHARE);
+    let text = average.round_dp(6).normalize().to_string();
+    Some(match text.split_once('.') {
+        None => format!("{text}.00"),
+        Some((_, fraction)) if fraction.len() < 2 => format!("{text}0"),
+        Some(_) => text,
+    })
+}
+
+async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, Error> {
+    let side = |role: &str| {
+        format!(
+            "SELECT t.engine_trade_id, t.engine_market_id, t.price_units, t.qty, \
+             t.{role}_fee_micros AS fee_micros, o.side, o.outcome FROM trades t \
+             JOIN orders o ON o.engine_order_id = t.{role}_order_id WHERE t.{role}_user_id = $1"
+        )
+    };
+    let sql = format!(
+        "{} UNION ALL {} ORDER BY engine_trade_id",
+        side("maker"),
+        side("taker")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(i64::from(user.0))
+        .fetch_all(&state.db.pool)
+        .await?;
+    let mut books: BTreeMap<i64, Book> = BTreeMap::new();
+    for row in &rows {
+        let market: i64 = row.try_get("engine_market_id")?;
+        let outcome: String = row.try_get("outcome")?;
+        let side: String = row.try_get("side")?;
+        let yes_units: i64 = row.try_get("price_units")?;
+        let units = if outcome == "YES" {
+            yes_units
+        } else {
+            i64::from(PRICE_SCALE) - yes_units
+        };
+        books.entry(market).or_default().fill(
+            &side,
+            &outcome,
+            units,
+            row.try_get("qty")?,
+            row.try_get("fee_micros")?,
+        );
+    }
+    let settlements = sqlx::query(
+        "SELECT engine_market_id, payout_micros FROM settlements WHERE engine_user_id = $1",
+    )
+    .bind(i64::from(user.0))
+    .fetch_all(&state.db.pool)
+    .await?;
+    for row in &settlements {
+        let market: i64 = row.try_get("engine_market_id")?;
+        books
+            .entry(market)
+            .or_default()
+            .settle(row.try_get("payout_micros")?);
+    }
+    Ok(books)
+}
+
+/// The mark in YES price units times two: the mid, else the last trade.
+async fn mark_x2(state: &AppState, market: i64) -> Result<Option<i64>, Error> {
+    let engine_market = MarketId(u32::try_from(market).map_err(Error::internal)?);
+    let read = Read::Book {
+        market: engine_market,
+        depth: 1,
+    };
+    if let ReadAnswer::Book(Some(book)) = state.sequencer.read(read).await? {
+        if let (Some((bid, _)), Some((ask, _))) = (book.bids.first(), book.asks.first()) {
+            return Ok(Some(i64::from(*bid) + i64::from(*ask)));
+        }
+    }
+    let last: Option<i64> = sqlx::query_scalar(
+        "SELECT price_units FROM trades WHERE engine_market_id = $1 \
+         ORDER BY engine_trade_id DESC LIMIT 1",
+    )
+    .bind(market)
+    .fetch_optional(&state.db.pool)
+    .await?;
+    Ok(last.map(|units| units * 2))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn positions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<PositionsBody>, Error> {
+    let Some(user) = users::engine_user(&state.db, auth.user_id).await? else {
+        return Ok(Json(PositionsBody { data: Vec::new() }));
+    };
+    let rows = sqlx::query(
+        "SELECT p.engine_market_id, m.id, m.state, p.yes_free + p.yes_reserved AS yes_shares, \
+         p.no_free + p.no_reserved AS no_shares FROM positions p \
+         JOIN markets m ON m.engine_market_id = p.engine_market_id \
+         WHERE p.engine_user_id = $1 ORDER BY p.engine_market_id",
+    )
+    .bind(i64::from(user.0))
+    .fetch_all(&state.db.pool)
+    .await?;
+    let books = replay(&state, user).await?;
+    let mut data = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let market: i64 = row.try_get("engine_market_id")?;
+        let id: String = row.try_get("id")?;
+        let market_state: String = row.try_get("state")?;
+        let yes: i64 = row.try_get("yes_shares")?;
+        let no: i64 = row.try_get("no_shares")?;
+        let book = books.get(&market).copied().unwrap_or_default();
+        let mark = if market_state == "RESOLVED" {
+            None
+        } else {
+            mark_x2(&state, market).await?
+        };
+        // Half a price unit is 50 micros per share.
+        let half_unit_micros = MICROS_PER_PRICE_UNIT / 2;
+        let unrealized = mark.map(|mark_x2| {
+            let value = yes * mark_x2 * half_unit_micros
+                + no * (2 * i64::from(PRICE_SCALE) - mark_x2) * half_unit_micros;
+            value - book.yes.cost_micros - book.no.cost_micros
+        });
+        data.push(PositionBody {
+            market_id: Uuid::parse_str(&id).map_err(Error::internal)?,
+            yes_shares: yes,
+            no_shares: no,
+            yes_avg_cost: average_cost(book.yes),
+            no_avg_cost: average_cost(book.no),
+            realized_pnl: format_cash(book.realized_micros),
+            unrealized_pnl: unrealized.map(format_cash),
+            mark_price: mark
+                .map(|mark_x2| u32::try_from(mark_x2).map(format_half_units))
+                .transpose()
+                .map_err(Error::internal)?,
+        });
+    }
+    Ok(Json(PositionsBody { data }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn average_cost_and_realized_pnl_are_exact_micros() {
+        let mut book = Book::default();
+        book.fill("BUY", "YES", 4_000, 10, 0);
+        book.fill("BUY", "YES", 5_000, 10, 0);
+        assert_eq!(average_cost(book.yes).unwrap(), "0.45");
+        book.fill("SELL", "YES", 6_000, 5, 100);
+        // Sold 5 at 0.60 (3.00) minus a 0.0001 fee, against 5 x 0.45 of cost.
+        assert_eq!(book.realized_micros, 3_000_000 - 100 - 2_250_000);
+        assert_eq!(
+            book.yes,
+            Holding {
+                shares: 15,
+                cost_micros: 6_750_000
+            }
+        );
+        book.fill("BUY", "NO", 3_000, 15, 0);
+        book.settle(15 * 1_000_000);
+        assert_eq!(
+            book.realized_micros,
+            749_900 + 15_000_000 - 6_750_000 - 4_500_000
+        );
+        assert_eq!(average_cost(book.yes), None);
+    }
+}
