@@ -100,11 +100,20 @@ fn from_row(row: &AnyRow) -> Result<Market, Error> {
 pub async fn find(db: &Db, id_or_slug: &str) -> Result<Option<Market>, Error> {
     let (column, key) = match Uuid::parse_str(id_or_slug) {
         Ok(id) => ("id", id.to_string()),
+        // Nothing else can be a slug; PostgreSQL would refuse some of it (a NUL) as an error.
+        Err(_) if !slug_shaped(id_or_slug) => return Ok(None),
         Err(_) => ("slug", id_or_slug.to_owned()),
     };
     let sql = format!("SELECT {MARKET_COLUMNS} FROM markets WHERE {column} = $1");
     let row = sqlx::query(&sql).bind(key).fetch_optional(&db.pool).await?;
     row.as_ref().map(from_row).transpose()
+}
+
+fn slug_shaped(text: &str) -> bool {
+    (1..=SLUG_LEN_MAX).contains(&text.len())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A market that must exist (404 otherwise).
@@ -228,12 +237,7 @@ fn text(raw: &str, field: &'static str, min: usize, max: usize) -> Result<String
 
 /// The request as engine parameters plus the question and description the engine does not keep.
 fn parse_create(body: CreateRequest) -> Result<(MarketParams, String, String), Error> {
-    let slug_ok = (1..=SLUG_LEN_MAX).contains(&body.slug.len())
-        && body
-            .slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !slug_ok {
+    if !slug_shaped(&body.slug) {
         return Err(Error::validation(
             "slug",
             "must be 1 to 64 characters of a-z, 0-9 and -",
@@ -369,6 +373,12 @@ async fn list(
         None | Some("") => None,
         Some(text) if text.chars().count() > SEARCH_CHARS_MAX => {
             return Err(Error::validation("q", "must be at most 100 characters"))
+        }
+        Some(text) if text.chars().any(char::is_control) => {
+            return Err(Error::validation(
+                "q",
+                "must not contain control characters",
+            ))
         }
         Some(text) => Some(like_pattern(text)),
     };

@@ -58,6 +58,13 @@ async fn an_admin_creates_a_market_that_anyone_reads_by_id_or_slug(backend: Back
         assert_eq!(read.status(), StatusCode::OK);
         assert_eq!(read.json::<Value>().await.unwrap(), market);
     }
+    for odd in ["%00", "BTC-100K-2030", "%F0%9F%8C%A7"] {
+        let missing = app.get(&format!("/v1/markets/{odd}"), None).await;
+        assert_eq!(
+            error_code(missing, StatusCode::NOT_FOUND).await,
+            "NOT_FOUND"
+        );
+    }
     let missing = app.get("/v1/markets/no-such-market", None).await;
     assert_eq!(
         error_code(missing, StatusCode::NOT_FOUND).await,
@@ -276,6 +283,7 @@ async fn markets_are_listed_by_state_and_text_with_cursor_pagination(backend: Ba
         ("limit=0", "limit"),
         ("limit=501", "limit"),
         ("cursor=abc", "cursor"),
+        ("q=%00", "q"),
     ] {
         let answer = app.get(&format!("/v1/markets?{query}"), None).await;
         assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");

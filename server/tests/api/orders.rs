@@ -459,6 +459,17 @@ async fn bad_orders_are_refused_with_the_field_or_the_engine_reason(backend: Bac
         error_code(unknown, StatusCode::NOT_FOUND).await,
         "UNKNOWN_MARKET"
     );
+    let nul = desk
+        .place(
+            &desk.alice,
+            json!({ "marketId": "\u{0}", "side": "BUY", "outcome": "YES",
+                    "type": "LIMIT", "price": "0.45", "qty": 1 }),
+        )
+        .await;
+    assert_eq!(
+        error_code(nul, StatusCode::NOT_FOUND).await,
+        "UNKNOWN_MARKET"
+    );
     for (field, value) in [
         ("qty", json!(-1)),
         ("qty", json!("10")),
