@@ -5,7 +5,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::{error_code, spawn_app, token, Backend, TestApp};
 
-crate::on_both_databases!(book_trades_and_ticker_follow_every_committed_order);
+crate::on_both_databases!(
+    book_trades_and_ticker_follow_every_committed_order,
+    the_book_orders_and_positions_read_the_same_after_a_crash,
+);
 
 async fn place(app: &TestApp, who: &str, market: &Value, order: (&str, &str, &str, u64)) {
     let (side, outcome, price, qty) = order;
@@ -134,4 +137,67 @@ async fn book_trades_and_ticker_follow_every_committed_order(backend: Backend) {
         .get(&format!("/v1/markets/{id}/book?depth=-1"), None)
         .await;
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+}
+
+async fn the_book_orders_and_positions_read_the_same_after_a_crash(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
+    let id = market["id"].as_str().unwrap().to_owned();
+    let mut tokens = Vec::new();
+    for email in ["alice@example.com", "bob@example.com"] {
+        let (user, login) = app.signed_up(email).await;
+        assert_eq!(
+            app.deposit(&admin, &user, "1000").await.status(),
+            StatusCode::CREATED
+        );
+        tokens.push(token(&login, "accessToken"));
+    }
+    let (alice, bob) = (tokens[0].clone(), tokens[1].clone());
+    place(&app, &alice, &market, ("BUY", "YES", "0.40", 10)).await;
+    place(&app, &bob, &market, ("BUY", "YES", "0.40", 5)).await;
+    place(&app, &bob, &market, ("BUY", "NO", "0.70", 4)).await;
+    let before = reads_of(&app, &id, &bob).await;
+    // Bob's BUY YES waits behind alice's 10, less the 4 his own NO bid minted against.
+    assert_eq!(before.2["data"][0]["queuePosition"], 6);
+    assert_eq!(before.0["seq"], 3);
+    app.crash_and_restart().await;
+    let after = reads_of(&app, &id, &bob).await;
+    assert_eq!(after, before);
+    // The recovered engine keeps trading from the same book.
+    place(&app, &bob, &market, ("BUY", "NO", "0.60", 6)).await;
+    let book = read(&app, format!("/v1/markets/{id}/book")).await;
+    assert_eq!(book["seq"], 4);
+    assert_eq!(book["bids"], json!([{ "price": "0.40", "qty": 5 }]));
+    let orders: Value = app
+        .get("/v1/orders?status=open", Some(&bob))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(orders["data"][0]["queuePosition"], 0);
+}
+
+/// Book, ticker, `who`'s open orders and positions.
+async fn reads_of(app: &TestApp, id: &str, who: &str) -> (Value, Value, Value, Value) {
+    let orders: Value = app
+        .get("/v1/orders?status=open", Some(who))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let positions: Value = app
+        .get("/v1/portfolio/positions", Some(who))
+        .await
+        .json()
+        .await
+        .unwrap();
+    (
+        read(app, format!("/v1/markets/{id}/book")).await,
+        read(app, format!("/v1/markets/{id}/ticker")).await,
+        orders,
+        positions,
+    )
 }
