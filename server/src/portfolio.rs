@@ -1,4 +1,5 @@
-//! `GET /v1/portfolio/positions`: shares per market with weighted average cost and PnL.
+//! `GET /v1/portfolio/positions`: shares per market with weighted average cost and PnL; and
+//! `GET /v1/portfolio/settlements`: what each resolution paid the caller.
 //!
 //! Shares come from the committed `positions` projection. Cost and PnL are replayed from the
 //! caller's committed fills and settlements, in integer micro-dollars: a BUY adds its cash and
@@ -15,19 +16,22 @@ use axum::{Json, Router};
 use engine::units::{MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE, PRICE_SCALE};
 use engine::{MarketId, UserId};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::domain::format_cash;
-use crate::http::extractor::AuthUser;
+use crate::http::extractor::{ApiQuery, AuthUser};
+use crate::http::page::{paged, Page, Paged};
 use crate::http::{AppState, Error};
 use crate::markets::data::format_half_units;
 use crate::sequencer::{Read, ReadAnswer};
-use crate::users;
+use crate::users::{self, rfc3339};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/portfolio/positions", get(positions))
+    Router::new()
+        .route("/portfolio/positions", get(positions))
+        .route("/portfolio/settlements", get(settlements))
 }
 
 /// One outcome's holding as replayed from fills.
@@ -245,6 +249,61 @@ async fn positions(
         });
     }
     Ok(Json(PositionsBody { data }))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SettlementBody {
+    market_id: Uuid,
+    yes_shares: i64,
+    no_shares: i64,
+    payout: String,
+    created_at: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The caller's settlements, newest first (keyed by the resolving command's sequence number).
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn settlements(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Paged<SettlementBody>>, Error> {
+    let page = Page::parse(query.limit, query.cursor.as_deref())?;
+    let Some(user) = users::engine_user(&state.db, auth.user_id).await? else {
+        return Ok(Json(paged(page, Vec::new())));
+    };
+    let rows = sqlx::query(
+        "SELECT m.id, s.seq, s.yes_shares, s.no_shares, s.payout_micros, s.created_at \
+         FROM settlements s JOIN markets m ON m.engine_market_id = s.engine_market_id \
+         WHERE s.engine_user_id = $1 AND s.seq < $2 ORDER BY s.seq DESC LIMIT $3",
+    )
+    .bind(i64::from(user.0))
+    .bind(page.before)
+    .bind(page.fetch())
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut data = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        data.push((
+            row.try_get("seq")?,
+            SettlementBody {
+                market_id: Uuid::parse_str(&id).map_err(Error::internal)?,
+                yes_shares: row.try_get("yes_shares")?,
+                no_shares: row.try_get("no_shares")?,
+                payout: format_cash(row.try_get("payout_micros")?),
+                created_at: rfc3339(row.try_get("created_at")?),
+            },
+        ));
+    }
+    Ok(Json(paged(page, data)))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Cash in and out, and the balance: `POST /v1/transfers/deposit` (admin),
-//! `POST /v1/transfers/withdraw`, `GET /v1/portfolio/balance`.
+//! `POST /v1/transfers/withdraw`, `GET /v1/portfolio/balance`, `GET /v1/portfolio/transfers`.
 //!
 //! Amounts are parsed at the boundary into exact micro-dollars; the engine decides whether a
 //! withdrawal is covered. A transfer is answered only after its command is committed, and the
@@ -16,7 +16,8 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::domain::{format_cash, parse_transfer_amount};
-use crate::http::extractor::{ApiJson, AuthUser};
+use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
+use crate::http::page::{paged, Page, Paged};
 use crate::http::{AppState, Error};
 use crate::ids::transfer_uuid;
 use crate::sequencer::Applied;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/transfers/deposit", post(deposit))
         .route("/transfers/withdraw", post(withdraw))
         .route("/portfolio/balance", get(balance))
+        .route("/portfolio/transfers", get(list))
 }
 
 #[derive(Deserialize)]
@@ -140,4 +142,54 @@ async fn balance(
         locked: format_cash(locked),
         total: format_cash(available.saturating_add(locked)),
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// The caller's deposits and withdrawals, newest first (keyed by their sequence number).
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Paged<TransferBody>>, Error> {
+    let page = Page::parse(query.limit, query.cursor.as_deref())?;
+    let Some(user) = users::engine_user(&state.db, auth.user_id).await? else {
+        return Ok(Json(paged(page, Vec::new())));
+    };
+    let rows = sqlx::query(
+        "SELECT id, seq, kind, amount_micros, created_at FROM transfers \
+         WHERE engine_user_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+    )
+    .bind(i64::from(user.0))
+    .bind(page.before)
+    .bind(page.fetch())
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut transfers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get("id")?;
+        let kind: String = row.try_get("kind")?;
+        let kind = match kind.as_str() {
+            "DEPOSIT" => "DEPOSIT",
+            "WITHDRAWAL" => "WITHDRAWAL",
+            "FAUCET" => "FAUCET",
+            other => return Err(Error::internal(format!("unknown transfer kind {other}"))),
+        };
+        transfers.push((
+            row.try_get("seq")?,
+            TransferBody {
+                id: Uuid::parse_str(&id).map_err(Error::internal)?,
+                kind,
+                amount: format_cash(row.try_get("amount_micros")?),
+                created_at: rfc3339(row.try_get("created_at")?),
+            },
+        ));
+    }
+    Ok(Json(paged(page, transfers)))
 }

@@ -155,4 +155,44 @@ async fn the_seed_flow_trades_settles_and_leaves_no_cash_behind(backend: Backend
     assert_eq!(positions["data"][0]["realizedPnl"], "-2.01");
     let book = get(&app, &format!("/v1/markets/{id}/book"), None).await;
     assert_eq!((&book["bids"], &book["asks"]), (&json!([]), &json!([])));
+    let settled = get(&app, "/v1/portfolio/settlements", Some(&bob)).await;
+    assert_eq!(settled["data"].as_array().unwrap().len(), 1);
+    assert_eq!(settled["data"][0]["marketId"], id.as_str());
+    assert_eq!(settled["data"][0]["yesShares"], 3);
+    assert_eq!(settled["data"][0]["noShares"], 6);
+    assert_eq!(settled["data"][0]["payout"], "3.00");
+    // Bob takes his winnings out.
+    let withdrawn = app
+        .post(
+            "/v1/transfers/withdraw",
+            Some(&bob),
+            json!({ "amount": "97.99" }),
+        )
+        .await;
+    assert_eq!(withdrawn.status(), StatusCode::CREATED);
+    let transfers = get(&app, "/v1/portfolio/transfers", Some(&bob)).await;
+    let kinds: Vec<(&Value, &Value)> = transfers["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|transfer| (&transfer["kind"], &transfer["amount"]))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (&json!("WITHDRAWAL"), &json!("97.99")),
+            (&json!("DEPOSIT"), &json!("100.00"))
+        ]
+    );
+    let page = get(&app, "/v1/portfolio/transfers?limit=1", Some(&bob)).await;
+    let cursor = page["nextCursor"].as_str().unwrap();
+    let rest = get(
+        &app,
+        &format!("/v1/portfolio/transfers?limit=1&cursor={cursor}"),
+        Some(&bob),
+    )
+    .await;
+    assert_eq!(rest["data"][0]["kind"], "DEPOSIT");
+    assert_eq!(rest["nextCursor"], Value::Null);
+    assert_eq!(app.balance(&bob).await["total"], "0.00");
 }
