@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod auth;
+mod authorization;
 mod durability;
 mod helpers;
 mod market_data;
