@@ -1,30 +1,34 @@
-//! `GET /v1/portfolio/positions`: shares per market with weighted average cost and PnL; and
-//! `GET /v1/portfolio/settlements`: what each resolution paid the caller.
+//! `GET /v1/portfolio/positions`: shares per market with weighted average cost and PnL;
+//! `GET /v1/portfolio/settlements`: what each resolution paid the caller; and
+//! `POST /v1/markets/{id}/split {qty}` / `merge {qty}`: cash to YES + NO pairs and back,
+//! answered with the new position.
 //!
 //! Shares come from the committed `positions` projection. Cost and PnL are replayed from the
-//! caller's committed fills and settlements, in integer micro-dollars: a BUY adds its cash and
-//! fee to the outcome's cost; a SELL removes the average cost of what it sold (rounded down)
-//! and realizes proceeds minus fee minus that cost; a settlement realizes payout minus the
-//! remaining cost. Unrealized PnL marks the shares at the mid (else the last trade), exactly.
-//! Must never read another user's rows or use a float.
+//! caller's committed fills, conversions and settlements, in integer micro-dollars: a BUY adds
+//! its cash and fee to the outcome's cost; a SELL removes the average cost of what it sold
+//! (rounded down) and realizes proceeds minus fee minus that cost; a split costs 1.00 a pair,
+//! booked as 0.50 to each outcome (a convention: split-then-merge realizes exactly zero); a
+//! merge realizes 1.00 a pair minus both outcomes' average cost; a settlement realizes payout
+//! minus the remaining cost. Unrealized PnL marks the shares at the mid (else the last trade),
+//! exactly. Must never read another user's rows or use a float.
 
 use std::collections::BTreeMap;
 
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use engine::units::{MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE, PRICE_SCALE};
-use engine::{MarketId, UserId};
+use engine::{MarketId, Op, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::domain::format_cash;
-use crate::http::extractor::{ApiQuery, AuthUser};
+use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::page::{paged, Page, Paged};
 use crate::http::{AppState, Error};
-use crate::markets::data::format_half_units;
+use crate::markets::{self, data::format_half_units};
 use crate::sequencer::{Read, ReadAnswer};
 use crate::users::{self, rfc3339};
 
@@ -32,6 +36,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/portfolio/positions", get(positions))
         .route("/portfolio/settlements", get(settlements))
+        .route("/markets/{id}/split", post(split))
+        .route("/markets/{id}/merge", post(merge))
 }
 
 /// One outcome's holding as replayed from fills.
@@ -66,18 +72,22 @@ impl Book {
             holding.cost_micros += cash + fee;
             return;
         }
-        let removed = if holding.shares > 0 {
-            let sold = qty.min(holding.shares);
-            i64::try_from(
-                i128::from(holding.cost_micros) * i128::from(sold) / i128::from(holding.shares),
-            )
-            .unwrap_or(holding.cost_micros)
-        } else {
-            0
-        };
-        holding.shares -= qty.min(holding.shares);
-        holding.cost_micros -= removed;
+        let removed = holding.remove(qty);
         self.realized_micros += cash - fee - removed;
+    }
+
+    /// `qty` pairs bought for 1.00 each, half the cost to each outcome.
+    pub fn split(&mut self, qty: i64) {
+        for holding in [&mut self.yes, &mut self.no] {
+            holding.shares += qty;
+            holding.cost_micros += qty * MICROS_PER_SHARE / 2;
+        }
+    }
+
+    /// `qty` pairs redeemed for 1.00 each.
+    pub fn merge(&mut self, qty: i64) {
+        let removed = self.yes.remove(qty) + self.no.remove(qty);
+        self.realized_micros += qty * MICROS_PER_SHARE - removed;
     }
 
     /// Resolution paid `payout_micros` for every share: the whole cost is realized.
@@ -85,6 +95,21 @@ impl Book {
         self.realized_micros += payout_micros - self.yes.cost_micros - self.no.cost_micros;
         self.yes = Holding::default();
         self.no = Holding::default();
+    }
+}
+
+impl Holding {
+    /// Takes `qty` shares out at their average cost (rounded down); returns that cost.
+    fn remove(&mut self, qty: i64) -> i64 {
+        if self.shares <= 0 {
+            return 0;
+        }
+        let taken = qty.min(self.shares);
+        let cost = i128::from(self.cost_micros) * i128::from(taken) / i128::from(self.shares);
+        let cost = i64::try_from(cost).unwrap_or(self.cost_micros);
+        self.shares -= taken;
+        self.cost_micros -= cost;
+        cost
     }
 }
 
@@ -125,7 +150,7 @@ fn average_cost(holding: Holding) -> Option<String> {
 async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, Error> {
     let side = |role: &str| {
         format!(
-            "SELECT t.engine_trade_id, t.engine_market_id, t.price_units, t.qty, \
+            "SELECT t.seq, t.engine_trade_id, t.engine_market_id, t.price_units, t.qty, \
              t.{role}_fee_micros AS fee_micros, o.side, o.outcome FROM trades t \
              JOIN orders o ON o.engine_order_id = t.{role}_order_id WHERE t.{role}_user_id = $1"
         )
@@ -139,8 +164,23 @@ async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, E
         .bind(i64::from(user.0))
         .fetch_all(&state.db.pool)
         .await?;
+    let conversions = sqlx::query(
+        "SELECT seq, engine_market_id, kind, qty FROM conversions WHERE engine_user_id = $1 \
+         ORDER BY seq",
+    )
+    .bind(i64::from(user.0))
+    .fetch_all(&state.db.pool)
+    .await?;
+    let mut conversions = conversions.iter().peekable();
     let mut books: BTreeMap<i64, Book> = BTreeMap::new();
     for row in &rows {
+        let seq: i64 = row.try_get("seq")?;
+        // Conversions committed before this fill come first (a command is one or the other).
+        while let Some(conversion) =
+            conversions.next_if(|c| c.try_get::<i64, _>("seq").map_or(false, |at| at < seq))
+        {
+            convert(&mut books, conversion)?;
+        }
         let market: i64 = row.try_get("engine_market_id")?;
         let outcome: String = row.try_get("outcome")?;
         let side: String = row.try_get("side")?;
@@ -158,6 +198,9 @@ async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, E
             row.try_get("fee_micros")?,
         );
     }
+    for conversion in conversions {
+        convert(&mut books, conversion)?;
+    }
     let settlements = sqlx::query(
         "SELECT engine_market_id, payout_micros FROM settlements WHERE engine_user_id = $1",
     )
@@ -172,6 +215,19 @@ async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, E
             .settle(row.try_get("payout_micros")?);
     }
     Ok(books)
+}
+
+fn convert(books: &mut BTreeMap<i64, Book>, row: &sqlx::any::AnyRow) -> Result<(), Error> {
+    let market: i64 = row.try_get("engine_market_id")?;
+    let kind: String = row.try_get("kind")?;
+    let qty: i64 = row.try_get("qty")?;
+    let book = books.entry(market).or_default();
+    if kind == "SPLIT" {
+        book.split(qty);
+    } else {
+        book.merge(qty);
+    }
+    Ok(())
 }
 
 /// The mark in YES price units times two: the mid, else the last trade.
@@ -204,15 +260,32 @@ async fn positions(
     let Some(user) = users::engine_user(&state.db, auth.user_id).await? else {
         return Ok(Json(PositionsBody { data: Vec::new() }));
     };
-    let rows = sqlx::query(
+    let data = positions_of(&state, user, None).await?;
+    Ok(Json(PositionsBody { data }))
+}
+
+/// `user`'s positions, in every market or in one.
+async fn positions_of(
+    state: &AppState,
+    user: UserId,
+    only: Option<MarketId>,
+) -> Result<Vec<PositionBody>, Error> {
+    let filter = if only.is_some() {
+        " AND p.engine_market_id = $2"
+    } else {
+        ""
+    };
+    let sql = format!(
         "SELECT p.engine_market_id, m.id, m.state, p.yes_free + p.yes_reserved AS yes_shares, \
          p.no_free + p.no_reserved AS no_shares FROM positions p \
          JOIN markets m ON m.engine_market_id = p.engine_market_id \
-         WHERE p.engine_user_id = $1 ORDER BY p.engine_market_id",
-    )
-    .bind(i64::from(user.0))
-    .fetch_all(&state.db.pool)
-    .await?;
+         WHERE p.engine_user_id = $1{filter} ORDER BY p.engine_market_id"
+    );
+    let mut query = sqlx::query(&sql).bind(i64::from(user.0));
+    if let Some(market) = only {
+        query = query.bind(i64::from(market.0));
+    }
+    let rows = query.fetch_all(&state.db.pool).await?;
     let books = replay(&state, user).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
@@ -248,7 +321,66 @@ async fn positions(
                 .map_err(Error::internal)?,
         });
     }
-    Ok(Json(PositionsBody { data }))
+    Ok(data)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConvertRequest {
+    qty: u64,
+}
+
+async fn convert_shares(
+    state: AppState,
+    auth: AuthUser,
+    id: String,
+    qty: u64,
+    split: bool,
+) -> Result<Json<PositionBody>, Error> {
+    let market = markets::existing(&state.db, &id).await?;
+    let user = state.sequencer.ensure_user(auth.user_id).await?;
+    let market_id = market.engine_id;
+    let op = if split {
+        Op::Split {
+            user,
+            market: market_id,
+            qty,
+        }
+    } else {
+        Op::Merge {
+            user,
+            market: market_id,
+            qty,
+        }
+    };
+    let applied = state.sequencer.submit(op, None).await?;
+    applied.result.map_err(Error::Rejected)?;
+    positions_of(&state, user, Some(market_id))
+        .await?
+        .into_iter()
+        .next()
+        .map(Json)
+        .ok_or_else(|| Error::internal("a conversion without a position"))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn split(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConvertRequest>,
+) -> Result<Json<PositionBody>, Error> {
+    convert_shares(state, auth, id, body.qty, true).await
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn merge(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ConvertRequest>,
+) -> Result<Json<PositionBody>, Error> {
+    convert_shares(state, auth, id, body.qty, false).await
 }
 
 #[derive(Serialize)]

@@ -1,6 +1,6 @@
 //! The batch writer: turns a batch of applied commands into the SQL that stores it — journal
 //! rows, the projections (accounts, markets, orders, trades, positions, balances, transfers,
-//! settlements), the batch's state hash and an optional snapshot — and runs it all in ONE
+//! settlements, conversions), the batch's state hash and an optional snapshot — and runs it all in ONE
 //! transaction.
 //!
 //! Projections are built from the events alone, plus the engine's view of orders still open at
@@ -129,6 +129,7 @@ struct Builder {
     balances: BTreeMap<UserId, (Cash, i64)>,
     transfers: Vec<Vec<Value>>,
     settlements: Vec<Vec<Value>>,
+    conversions: Vec<Vec<Value>>,
 }
 
 impl Projection {
@@ -296,11 +297,15 @@ impl Builder {
                 };
                 self.balances.insert(*user, (cash, seq));
             }
+            Event::SharesSplit { user, market, qty } => {
+                self.conversion(*market, *user, "SPLIT", *qty, seq, ts)?
+            }
+            Event::SharesMerged { user, market, qty } => {
+                self.conversion(*market, *user, "MERGE", *qty, seq, ts)?
+            }
             Event::OrderReplayed { .. }
             | Event::BatchItemRejected { .. }
-            | Event::BookLevel { .. }
-            | Event::SharesSplit { .. }
-            | Event::SharesMerged { .. } => {}
+            | Event::BookLevel { .. } => {}
         }
         Ok(())
     }
@@ -326,6 +331,26 @@ impl Builder {
             Value::Int(user.0.into()),
             Value::Int(ts),
             Value::Text(user_id.to_string()),
+        ]);
+        Ok(())
+    }
+
+    fn conversion(
+        &mut self,
+        market: MarketId,
+        user: UserId,
+        kind: &str,
+        qty: u64,
+        seq: i64,
+        ts: i64,
+    ) -> Result<(), CommitError> {
+        self.conversions.push(vec![
+            Value::Int(seq),
+            Value::Int(market.0.into()),
+            Value::Int(user.0.into()),
+            Value::Text(kind.to_owned()),
+            Value::Int(int(qty)?),
+            Value::Int(ts),
         ]);
         Ok(())
     }
@@ -484,6 +509,11 @@ impl Builder {
              payout_micros, created_at)",
             "",
             self.settlements,
+        );
+        out.insert(
+            "conversions (seq, engine_market_id, engine_user_id, kind, qty, created_at)",
+            "",
+            self.conversions,
         );
         Ok(out)
     }

@@ -10,4 +10,5 @@ mod market_data;
 mod markets;
 mod ops;
 mod orders;
+mod portfolio;
 mod seed_flow;
