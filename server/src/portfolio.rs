@@ -177,7 +177,7 @@ async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, E
         let seq: i64 = row.try_get("seq")?;
         // Conversions committed before this fill come first (a command is one or the other).
         while let Some(conversion) =
-            conversions.next_if(|c| c.try_get::<i64, _>("seq").map_or(false, |at| at < seq))
+            conversions.next_if(|c| c.try_get::<i64, _>("seq").is_ok_and(|at| at < seq))
         {
             convert(&mut books, conversion)?;
         }
@@ -286,7 +286,7 @@ async fn positions_of(
         query = query.bind(i64::from(market.0));
     }
     let rows = query.fetch_all(&state.db.pool).await?;
-    let books = replay(&state, user).await?;
+    let books = replay(state, user).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
         let market: i64 = row.try_get("engine_market_id")?;
@@ -298,7 +298,7 @@ async fn positions_of(
         let mark = if market_state == "RESOLVED" {
             None
         } else {
-            mark_x2(&state, market).await?
+            mark_x2(state, market).await?
         };
         // Half a price unit is 50 micros per share.
         let half_unit_micros = MICROS_PER_PRICE_UNIT / 2;
