@@ -6,6 +6,7 @@ mod auth;
 mod authorization;
 mod durability;
 mod helpers;
+mod hostile_input;
 mod market_data;
 mod markets;
 mod ops;
