@@ -111,6 +111,9 @@ pub struct Config {
     /// Longest wait for in-flight requests at shutdown before connections are cut.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
+    /// The dev faucet (`POST /v1/transfers/faucet`): the most one call may credit, in micros.
+    /// `None` (the default, `FAUCET_MAX_AMOUNT` unset) means the endpoint does not exist.
+    pub faucet_max_micros: Option<i64>,
 }
 
 /// Everything wrong with the environment, one line each.
@@ -171,6 +174,7 @@ impl Config {
                 LogFormat::Pretty
             }
         };
+        let faucet_max_micros = reader.faucet();
         if !reader.problems.is_empty() {
             return Err(ConfigError {
                 problems: reader.problems,
@@ -188,6 +192,7 @@ impl Config {
             sequencer,
             shutdown_grace,
             log_format,
+            faucet_max_micros,
         })
     }
 }
@@ -203,6 +208,20 @@ impl Reader<'_> {
         (self.var)(name)
             .map(|value| value.trim().to_owned())
             .filter(|value| !value.is_empty())
+    }
+
+    /// `FAUCET_MAX_AMOUNT`: a cash amount like "1000" turns the faucet on, up to that much a call.
+    fn faucet(&mut self) -> Option<i64> {
+        let raw = self.get("FAUCET_MAX_AMOUNT")?;
+        match crate::domain::parse_transfer_amount(&raw, "FAUCET_MAX_AMOUNT") {
+            Ok(micros) => Some(micros),
+            Err(_) => {
+                self.problem(format!(
+                    "FAUCET_MAX_AMOUNT: expected a cash amount like 1000, got `{raw}`"
+                ));
+                None
+            }
+        }
     }
 
     fn problem(&mut self, text: String) {
@@ -414,6 +433,16 @@ mod tests {
         assert_eq!(config.storage, Storage::Sqlite("/tmp/x/predex.db".into()));
         assert_eq!(config.env, AppEnv::Development);
         assert!(!config.auth.cookie_secure);
+    }
+
+    #[test]
+    fn the_faucet_is_off_unless_given_a_cash_limit() {
+        let off = config(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(off.faucet_max_micros, None);
+        let on = config(&[("JWT_SECRET", SECRET), ("FAUCET_MAX_AMOUNT", "1000")]).unwrap();
+        assert_eq!(on.faucet_max_micros, Some(1_000_000_000));
+        let error = config(&[("JWT_SECRET", SECRET), ("FAUCET_MAX_AMOUNT", "lots")]).unwrap_err();
+        assert!(error.to_string().contains("FAUCET_MAX_AMOUNT"), "{error}");
     }
 
     #[test]

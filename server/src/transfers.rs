@@ -1,4 +1,5 @@
 //! Cash in and out, and the balance: `POST /v1/transfers/deposit` (admin),
+//! `POST /v1/transfers/faucet` (only when `FAUCET_MAX_AMOUNT` is set: a 404 otherwise),
 //! `POST /v1/transfers/withdraw`, `GET /v1/portfolio/balance`, `GET /v1/portfolio/transfers`.
 //!
 //! Amounts are parsed at the boundary into exact micro-dollars; the engine decides whether a
@@ -20,13 +21,14 @@ use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::page::{paged, Page, Paged};
 use crate::http::{AppState, Error};
 use crate::ids::transfer_uuid;
-use crate::sequencer::Applied;
+use crate::sequencer::{Applied, Subject};
 use crate::users::{self, rfc3339};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/transfers/deposit", post(deposit))
         .route("/transfers/withdraw", post(withdraw))
+        .route("/transfers/faucet", post(faucet))
         .route("/portfolio/balance", get(balance))
         .route("/portfolio/transfers", get(list))
 }
@@ -38,6 +40,7 @@ struct DepositRequest {
     amount: String,
 }
 
+/// `{amount}`: a withdrawal or a faucet request.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WithdrawRequest {
@@ -89,6 +92,34 @@ async fn withdraw(
     };
     let applied = state.sequencer.submit(op, None).await?;
     transfer_answer(applied, "WITHDRAWAL")
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
+async fn faucet(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(body): ApiJson<WithdrawRequest>,
+) -> Result<impl IntoResponse, Error> {
+    let Some(max_micros) = state.config.faucet_max_micros else {
+        return Err(Error::NotFound);
+    };
+    let amount_micros = parse_transfer_amount(&body.amount, "amount")?;
+    if amount_micros > max_micros {
+        return Err(Error::validation(
+            "amount",
+            format!(
+                "the faucet gives at most {} a call",
+                format_cash(max_micros)
+            ),
+        ));
+    }
+    let user = state.sequencer.ensure_user(auth.user_id).await?;
+    let op = Op::Deposit {
+        user,
+        amount_micros,
+    };
+    let applied = state.sequencer.submit(op, Some(Subject::Faucet)).await?;
+    transfer_answer(applied, "FAUCET")
 }
 
 fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResponse, Error> {

@@ -60,6 +60,8 @@ pub enum Subject {
         question: String,
         description: String,
     },
+    /// A `Deposit` the caller took from the dev faucet (the transfer is labelled FAUCET).
+    Faucet,
 }
 
 /// A command's committed outcome.
@@ -143,7 +145,8 @@ pub struct SequencerHandle {
 
 impl SequencerHandle {
     /// Applies `op` and answers once it is committed. `CreateUser` goes through `ensure_user`;
-    /// `CreateMarket` needs a `Subject::Market`, and nothing else takes a subject.
+    /// `CreateMarket` needs a `Subject::Market`, a `Deposit` may carry `Subject::Faucet`, and
+    /// nothing else takes a subject.
     pub async fn submit(
         &self,
         op: Op,
@@ -157,6 +160,7 @@ impl SequencerHandle {
                     "CreateMarket needs a market subject",
                 ))
             }
+            (Op::Deposit { .. }, Some(Subject::Faucet)) => {}
             (_, Some(_)) => return Err(SequencerError::Invalid("only CreateMarket has a subject")),
             (_, None) => {}
         }

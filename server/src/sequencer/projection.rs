@@ -233,7 +233,13 @@ impl Builder {
             Event::Deposited {
                 user,
                 amount_micros,
-            } => self.transfer(*user, "DEPOSIT", *amount_micros, entry.seq, ts)?,
+            } => {
+                let kind = match entry.subject {
+                    Some(Subject::Faucet) => "FAUCET",
+                    _ => "DEPOSIT",
+                };
+                self.transfer(*user, kind, *amount_micros, entry.seq, ts)?
+            }
             Event::Withdrawn {
                 user,
                 amount_micros,

@@ -1,11 +1,15 @@
-//! Split and merge: cash to YES + NO pairs at 1.00 and back, with the position's cost and PnL.
+//! Split and merge: cash to YES + NO pairs at 1.00 and back, with the position's cost and PnL;
+//! and the dev faucet, which exists only when configured.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app, token, Backend};
+use crate::helpers::{error_code, spawn_app, spawn_app_with, token, Backend};
 
-crate::on_both_databases!(split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar);
+crate::on_both_databases!(
+    split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar,
+    the_faucet_exists_only_when_enabled_and_gives_at_most_its_limit,
+);
 
 async fn split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
@@ -99,4 +103,73 @@ async fn split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar(backe
         .await
         .unwrap();
     assert_eq!(positions["data"], json!([merged]));
+}
+
+async fn the_faucet_exists_only_when_enabled_and_gives_at_most_its_limit(backend: Backend) {
+    let Some(plain) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, login) = plain.signed_up("alice@example.com").await;
+    let alice = token(&login, "accessToken");
+    let answer = plain
+        .post(
+            "/v1/transfers/faucet",
+            Some(&alice),
+            json!({ "amount": "1" }),
+        )
+        .await;
+    assert_eq!(error_code(answer, StatusCode::NOT_FOUND).await, "NOT_FOUND");
+    drop(plain);
+
+    let Some(mut app) = spawn_app_with(backend, |config| {
+        config.faucet_max_micros = Some(50_000_000);
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice@example.com").await;
+    let alice = token(&login, "accessToken");
+    let anonymous = app
+        .post("/v1/transfers/faucet", None, json!({ "amount": "1" }))
+        .await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let given = app
+        .post(
+            "/v1/transfers/faucet",
+            Some(&alice),
+            json!({ "amount": "50" }),
+        )
+        .await;
+    assert_eq!(given.status(), StatusCode::CREATED);
+    let given: Value = given.json().await.unwrap();
+    assert_eq!(given["kind"], "FAUCET");
+    assert_eq!(given["amount"], "50.00");
+    for (amount, field) in [("50.01", "amount"), ("0", "amount"), ("-1", "amount")] {
+        let answer = app
+            .post(
+                "/v1/transfers/faucet",
+                Some(&alice),
+                json!({ "amount": amount }),
+            )
+            .await;
+        assert_eq!(
+            answer.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{amount}"
+        );
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["error"]["details"]["field"], field);
+    }
+    app.crash_and_restart().await;
+    assert_eq!(app.balance(&alice).await["available"], "50.00");
+    let transfers: Value = app
+        .get("/v1/portfolio/transfers", Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(transfers["data"].as_array().unwrap().len(), 1);
+    assert_eq!(transfers["data"][0]["kind"], "FAUCET");
+    assert_eq!(transfers["data"][0]["id"], given["id"]);
 }
