@@ -213,7 +213,7 @@ fn rate_default() -> String {
     "0".to_owned()
 }
 
-/// A bounded, trimmed text without control characters (newlines allowed where `multiline`).
+/// A bounded, trimmed text without control characters (newlines and tabs allowed).
 fn text(raw: &str, field: &'static str, min: usize, max: usize) -> Result<String, Error> {
     let value = raw.trim();
     let chars = value.chars().count();
