@@ -121,15 +121,6 @@ pub async fn existing(db: &Db, id_or_slug: &str) -> Result<Market, Error> {
     find(db, id_or_slug).await?.ok_or(Error::NotFound)
 }
 
-/// The UUID of a market the projection holds.
-pub async fn uuid_of(db: &Db, market: MarketId) -> Result<Uuid, Error> {
-    let id: String = sqlx::query_scalar("SELECT id FROM markets WHERE engine_market_id = $1")
-        .bind(i64::from(market.0))
-        .fetch_one(&db.pool)
-        .await?;
-    Uuid::parse_str(&id).map_err(Error::internal)
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ResolutionBody {
