@@ -26,7 +26,7 @@ use crate::http::extractor::{ApiJson, ApiQuery, AuthUser, OptionalJson};
 use crate::http::page::{paged, Page, Paged};
 use crate::http::{AppState, Error};
 use crate::markets;
-use crate::sequencer::{Read, ReadAnswer};
+use crate::sequencer::{Read, ReadAnswer, SequencerError};
 use crate::users;
 use store::{FillBody, OrderBody, OrderRow, StatusFilter};
 
@@ -196,7 +196,9 @@ pub struct OrderAnswer {
     fills: Vec<FillBody>,
 }
 
-/// Fills in the queue positions of the resting orders among `orders` (committed state).
+/// Fills in the queue positions of the resting orders among `orders` (committed state). When
+/// the sequencer cannot answer (a full queue, stopped writes) they stay null: a committed
+/// order must never be answered with an error, or its client would place it again.
 async fn with_queue_positions(state: &AppState, orders: &mut [OrderRow]) -> Result<(), Error> {
     let resting: Vec<OrderId> = orders
         .iter()
@@ -206,10 +208,11 @@ async fn with_queue_positions(state: &AppState, orders: &mut [OrderRow]) -> Resu
     if resting.is_empty() {
         return Ok(());
     }
-    let ReadAnswer::QueuePositions(positions) =
-        state.sequencer.read(Read::QueuePositions(resting)).await?
-    else {
-        return Err(Error::internal("unexpected read answer"));
+    let positions = match state.sequencer.read(Read::QueuePositions(resting)).await {
+        Ok(ReadAnswer::QueuePositions(positions)) => positions,
+        Ok(ReadAnswer::Book(_)) => return Err(Error::internal("unexpected read answer")),
+        Err(SequencerError::Overloaded | SequencerError::Stopped) => return Ok(()),
+        Err(error) => return Err(error.into()),
     };
     let mut positions = positions.into_iter();
     for order in orders.iter_mut().filter(|order| order.body.rests()) {
