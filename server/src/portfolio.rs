@@ -29,7 +29,7 @@ use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::page::{paged, Page, Paged};
 use crate::http::{AppState, Error};
 use crate::markets::{self, data::format_half_units};
-use crate::sequencer::{Read, ReadAnswer};
+use crate::sequencer::{Read, ReadAnswer, SequencerError};
 use crate::users::{self, rfc3339};
 
 pub fn router() -> Router<AppState> {
@@ -237,7 +237,14 @@ async fn mark_x2(state: &AppState, market: i64) -> Result<Option<i64>, Error> {
         market: engine_market,
         depth: 1,
     };
-    if let ReadAnswer::Book(Some(book)) = state.sequencer.read(read).await? {
+    // A busy sequencer is no reason to fail (this also answers committed splits and merges):
+    // the mark falls back to the last trade.
+    let answer = match state.sequencer.read(read).await {
+        Ok(answer) => Some(answer),
+        Err(SequencerError::Overloaded | SequencerError::Stopped) => None,
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(ReadAnswer::Book(Some(book))) = answer {
         if let (Some((bid, _)), Some((ask, _))) = (book.bids.first(), book.asks.first()) {
             return Ok(Some(i64::from(*bid) + i64::from(*ask)));
         }
