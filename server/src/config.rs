@@ -114,6 +114,9 @@ pub struct Config {
     /// The dev faucet (`POST /v1/transfers/faucet`): the most one call may credit, in micros.
     /// `None` (the default, `FAUCET_MAX_AMOUNT` unset) means the endpoint does not exist.
     pub faucet_max_micros: Option<i64>,
+    /// Browser origins allowed to call the API cross-origin (`CORS_ALLOWED_ORIGINS`, comma
+    /// separated, like `https://app.example.com`). Empty: same-origin only.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Everything wrong with the environment, one line each.
@@ -175,6 +178,7 @@ impl Config {
             }
         };
         let faucet_max_micros = reader.faucet();
+        let cors_allowed_origins = reader.origins();
         if !reader.problems.is_empty() {
             return Err(ConfigError {
                 problems: reader.problems,
@@ -193,6 +197,7 @@ impl Config {
             shutdown_grace,
             log_format,
             faucet_max_micros,
+            cors_allowed_origins,
         })
     }
 }
@@ -222,6 +227,34 @@ impl Reader<'_> {
                 None
             }
         }
+    }
+
+    /// `CORS_ALLOWED_ORIGINS`: each entry a bare origin, `scheme://host[:port]` (no path, no
+    /// wildcard: cookies are sent cross-origin only to origins named here).
+    fn origins(&mut self) -> Vec<String> {
+        let Some(raw) = self.get("CORS_ALLOWED_ORIGINS") else {
+            return Vec::new();
+        };
+        let mut origins = Vec::new();
+        for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let bare = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"))
+                .is_some_and(|host| {
+                    !host.is_empty()
+                        && host
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+                });
+            if bare {
+                origins.push(origin.to_owned());
+            } else {
+                self.problem(format!(
+                    "CORS_ALLOWED_ORIGINS: `{origin}` is not an origin like https://app.example.com"
+                ));
+            }
+        }
+        origins
     }
 
     fn problem(&mut self, text: String) {
@@ -433,6 +466,37 @@ mod tests {
         assert_eq!(config.storage, Storage::Sqlite("/tmp/x/predex.db".into()));
         assert_eq!(config.env, AppEnv::Development);
         assert!(!config.auth.cookie_secure);
+    }
+
+    #[test]
+    fn cors_origins_are_bare_origins_or_a_startup_error() {
+        let none = config(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert!(none.cors_allowed_origins.is_empty());
+        let two = config(&[
+            ("JWT_SECRET", SECRET),
+            (
+                "CORS_ALLOWED_ORIGINS",
+                "https://app.example.com, http://localhost:5173",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            two.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        for bad in [
+            "*",
+            "app.example.com",
+            "https://app.example.com/path",
+            "https://",
+        ] {
+            let error =
+                config(&[("JWT_SECRET", SECRET), ("CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert!(
+                error.problems[0].starts_with("CORS_ALLOWED_ORIGINS"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

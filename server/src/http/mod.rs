@@ -2,7 +2,8 @@
 //!
 //! Layers, outermost first: a request id (`x-request-id`, kept from the client or a new UUID),
 //! a tracing span carrying it, propagation of the id to the response, panic-to-500 in our error
-//! shape (a safety net: handlers do not panic), a body size limit, and security headers. Routes
+//! shape (a safety net: handlers do not panic), a body size limit, and security headers; CORS
+//! for the configured browser origins wraps them all (preflights never reach a handler). Routes
 //! are grouped by domain (`auth`, `transfers`, ...) and nested under `/v1`; ops endpoints sit at
 //! the root. Unknown paths and methods answer in the same error shape as everything else.
 
@@ -15,12 +16,13 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -35,6 +37,8 @@ use crate::sequencer::SequencerHandle;
 
 /// Largest request body accepted (JSON bodies here are small; batches stay far below it).
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
+/// How long a browser may cache a CORS preflight answer.
+const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 
 pub struct Inner {
     pub db: Db,
@@ -102,6 +106,7 @@ pub fn router(state: AppState) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
+    let cors = cors(&state.config.cors_allowed_origins);
     Router::new()
         .nest("/v1", v1)
         .route("/healthz", get(ops::healthz))
@@ -110,7 +115,30 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware)
+        .layer(cors)
         .with_state(state)
+}
+
+/// Cross-origin access for the configured browser origins only (credentials included, so a
+/// cookie session works from the app's origin); none configured means same-origin only.
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-csrf-token"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .allow_credentials(true)
+        .max_age(CORS_MAX_AGE)
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

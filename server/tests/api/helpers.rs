@@ -170,6 +170,7 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
         shutdown_grace: Duration::from_secs(5),
         log_format: LogFormat::Pretty,
         faucet_max_micros: None,
+        cors_allowed_origins: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod api_keys;
 mod auth;
 mod authorization;
+mod cors;
 mod durability;
 mod helpers;
 mod hostile_input;
