@@ -7,6 +7,7 @@
 //! Must never write the `markets` table (the sequencer's batch does) nor let a non-admin
 //! change a market.
 
+pub mod candles;
 pub mod data;
 
 use axum::extract::{Path, State};
@@ -45,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/markets/{id}/close", post(close))
         .route("/markets/{id}/resolve", post(resolve))
         .merge(data::router())
+        .merge(candles::router())
 }
 
 /// A market as the projection holds it.

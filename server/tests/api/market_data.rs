@@ -115,6 +115,8 @@ async fn book_trades_and_ticker_follow_every_committed_order(backend: Backend) {
     assert_eq!(latest["data"][0]["takerSide"], "BUY");
     assert_eq!(latest["data"][0]["price"], "0.55");
 
+    candles_cover_the_trades(&app, &id).await;
+
     let missing = app.get("/v1/markets/nope/book", None).await;
     assert_eq!(
         error_code(missing, StatusCode::NOT_FOUND).await,
@@ -200,4 +202,40 @@ async fn reads_of(app: &TestApp, id: &str, who: &str) -> (Value, Value, Value, V
         orders,
         positions,
     )
+}
+
+/// The trades so far (12 at 0.40, then 2 at 0.55) in candles: whichever intervals they fall in
+/// (a test may straddle a minute), the volumes add up and the extremes are exact; intervals
+/// before the first trade are left out.
+async fn candles_cover_the_trades(app: &TestApp, id: &str) {
+    for interval in ["1m", "1h", "1d"] {
+        let body = read(app, format!("/v1/markets/{id}/candles?interval={interval}")).await;
+        assert_eq!(body["interval"], interval);
+        let candles = body["candles"].as_array().unwrap();
+        assert!((1..=2).contains(&candles.len()), "{body}");
+        let volume: i64 = candles.iter().map(|c| c["volume"].as_i64().unwrap()).sum();
+        assert_eq!(volume, 14);
+        assert_eq!(candles[0]["open"], "0.40");
+        assert_eq!(candles[candles.len() - 1]["close"], "0.55");
+        let highs: Vec<&str> = candles
+            .iter()
+            .map(|c| c["high"].as_str().unwrap())
+            .collect();
+        let lows: Vec<&str> = candles.iter().map(|c| c["low"].as_str().unwrap()).collect();
+        assert_eq!(highs.iter().max(), Some(&"0.55"));
+        assert_eq!(lows.iter().min(), Some(&"0.40"));
+    }
+    for (query, field) in [
+        ("interval=2m", "interval"),
+        ("interval=1m&from=2000-01-01T00:00:00Z", "from"),
+        ("from=2999-01-01T00:00:00Z", "from"),
+        ("interval=1h&to=yesterday", "to"),
+    ] {
+        let answer = app
+            .get(&format!("/v1/markets/{id}/candles?{query}"), None)
+            .await;
+        assert_eq!(answer.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let body: Value = answer.json().await.unwrap();
+        assert_eq!(body["error"]["details"]["field"], field, "{query}");
+    }
 }

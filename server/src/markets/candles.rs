@@ -1,0 +1,312 @@
+//! `GET /v1/markets/{id}/candles?interval=1m&from=&to=`: OHLCV candles of YES prices from the
+//! committed trades.
+//!
+//! Intervals are 1m, 5m, 15m, 1h, 4h and 1d, aligned to the Unix epoch (UTC). `to` defaults to
+//! now and is never later than the current interval; `from` defaults to 100 intervals before
+//! `to`; at most `CANDLES_MAX` intervals per request. **Empty intervals** are present and flat:
+//! open = high = low = close = the last price traded before them, volume 0. Intervals before the
+//! market's first trade have no price and are left out, so the list may start late (and is
+//! empty for a market that never traded). Must never aggregate uncommitted trades or round a
+//! price.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::data::price_at;
+use super::existing;
+use crate::db::now_micros;
+use crate::domain::{format_price, parse_time_micros};
+use crate::http::extractor::ApiQuery;
+use crate::http::{AppState, Error};
+use crate::users::rfc3339;
+
+/// Most candles one request may ask for.
+pub const CANDLES_MAX: i64 = 1_000;
+const CANDLES_DEFAULT: i64 = 100;
+const MINUTE_MICROS: i64 = 60 * 1_000_000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/markets/{id}/candles", get(candles))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interval {
+    M1,
+    M5,
+    M15,
+    H1,
+    H4,
+    D1,
+}
+
+impl Interval {
+    fn parse(raw: &str) -> Result<Interval, Error> {
+        Ok(match raw {
+            "1m" => Interval::M1,
+            "5m" => Interval::M5,
+            "15m" => Interval::M15,
+            "1h" => Interval::H1,
+            "4h" => Interval::H4,
+            "1d" => Interval::D1,
+            _ => {
+                return Err(Error::validation(
+                    "interval",
+                    "must be one of 1m, 5m, 15m, 1h, 4h, 1d",
+                ))
+            }
+        })
+    }
+
+    fn micros(self) -> i64 {
+        MINUTE_MICROS
+            * match self {
+                Interval::M1 => 1,
+                Interval::M5 => 5,
+                Interval::M15 => 15,
+                Interval::H1 => 60,
+                Interval::H4 => 240,
+                Interval::D1 => 1_440,
+            }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Interval::M1 => "1m",
+            Interval::M5 => "5m",
+            Interval::M15 => "15m",
+            Interval::H1 => "1h",
+            Interval::H4 => "4h",
+            Interval::D1 => "1d",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CandlesQuery {
+    interval: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CandlesBody {
+    interval: &'static str,
+    candles: Vec<CandleBody>,
+}
+
+#[derive(Serialize)]
+struct CandleBody {
+    start: String,
+    open: String,
+    high: String,
+    low: String,
+    close: String,
+    volume: i64,
+}
+
+/// One interval that had trades: its number (start / interval) and its figures in price units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Traded {
+    pub bucket: i64,
+    pub open: i64,
+    pub high: i64,
+    pub low: i64,
+    pub close: i64,
+    pub volume: i64,
+}
+
+/// Every interval from `first` to `last` (bucket numbers, inclusive): the traded ones as they
+/// are, the empty ones flat at the previous close (`prior` before the first), and nothing
+/// before the first price there is.
+pub fn fill(traded: &[Traded], first: i64, last: i64, mut prior: Option<i64>) -> Vec<Traded> {
+    let mut candles = Vec::new();
+    let mut next = traded.iter().peekable();
+    for bucket in first..=last {
+        if let Some(candle) = next.next_if(|candle| candle.bucket == bucket) {
+            prior = Some(candle.close);
+            candles.push(*candle);
+        } else if let Some(close) = prior {
+            candles.push(Traded {
+                bucket,
+                open: close,
+                high: close,
+                low: close,
+                close,
+                volume: 0,
+            });
+        }
+    }
+    candles
+}
+
+#[tracing::instrument(skip_all)]
+async fn candles(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(query): ApiQuery<CandlesQuery>,
+) -> Result<Json<CandlesBody>, Error> {
+    let interval = Interval::parse(query.interval.as_deref().unwrap_or("1h"))?;
+    let step = interval.micros();
+    let now_bucket = now_micros() / step;
+    let last = match query.to.as_deref() {
+        Some(raw) => bucket_before(parse_time_micros(raw, "to")?, step).min(now_bucket),
+        None => now_bucket,
+    };
+    let first = match query.from.as_deref() {
+        Some(raw) => parse_time_micros(raw, "from")? as i64 / step,
+        None => last - (CANDLES_DEFAULT - 1),
+    };
+    if first > last {
+        return Err(Error::validation("from", "must be before `to`"));
+    }
+    if last - first + 1 > CANDLES_MAX {
+        return Err(Error::validation(
+            "from",
+            format!("at most {CANDLES_MAX} intervals per request"),
+        ));
+    }
+    let market = existing(&state.db, &id).await?;
+    let engine_id = i64::from(market.engine_id.0);
+    let traded = traded(&state, engine_id, step, first, last).await?;
+    let prior = price_at(&state, engine_id, first * step - 1).await?;
+    let candles = fill(&traded, first, last, prior)
+        .into_iter()
+        .map(|candle| body(candle, step))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(CandlesBody {
+        interval: interval.name(),
+        candles,
+    }))
+}
+
+/// The interval holding the instant just before `to` (so `to` itself is exclusive).
+fn bucket_before(to_micros: u64, step: i64) -> i64 {
+    (to_micros as i64 - 1).max(0) / step
+}
+
+/// The intervals from `first` to `last` that had trades, in one aggregate query: extremes and
+/// volume per interval, open and close from its first and last trade.
+async fn traded(
+    state: &AppState,
+    market: i64,
+    step: i64,
+    first: i64,
+    last: i64,
+) -> Result<Vec<Traded>, Error> {
+    let rows = sqlx::query(
+        "SELECT b.bucket, b.high, b.low, b.volume, f.price_units AS open, l.price_units AS close \
+         FROM (SELECT created_at / $2 AS bucket, MAX(price_units) AS high, \
+                      MIN(price_units) AS low, CAST(SUM(qty) AS BIGINT) AS volume, \
+                      MIN(engine_trade_id) AS first_trade, MAX(engine_trade_id) AS last_trade \
+               FROM trades \
+               WHERE engine_market_id = $1 AND created_at >= $3 AND created_at < $4 \
+               GROUP BY created_at / $2) b \
+         JOIN trades f ON f.engine_trade_id = b.first_trade \
+         JOIN trades l ON l.engine_trade_id = b.last_trade \
+         ORDER BY b.bucket",
+    )
+    .bind(market)
+    .bind(step)
+    .bind(first * step)
+    .bind((last + 1) * step)
+    .fetch_all(&state.db.pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(Traded {
+                bucket: row.try_get("bucket")?,
+                open: row.try_get("open")?,
+                high: row.try_get("high")?,
+                low: row.try_get("low")?,
+                close: row.try_get("close")?,
+                volume: row.try_get("volume")?,
+            })
+        })
+        .collect()
+}
+
+fn body(candle: Traded, step: i64) -> Result<CandleBody, Error> {
+    let price = |units: i64| {
+        u32::try_from(units)
+            .map(format_price)
+            .map_err(Error::internal)
+    };
+    Ok(CandleBody {
+        start: rfc3339(candle.bucket * step),
+        open: price(candle.open)?,
+        high: price(candle.high)?,
+        low: price(candle.low)?,
+        close: price(candle.close)?,
+        volume: candle.volume,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traded(bucket: i64, open: i64, close: i64, volume: i64) -> Traded {
+        Traded {
+            bucket,
+            open,
+            high: open.max(close),
+            low: open.min(close),
+            close,
+            volume,
+        }
+    }
+
+    #[test]
+    fn empty_intervals_are_flat_at_the_previous_close() {
+        let candles = fill(
+            &[traded(11, 4_000, 4_200, 5), traded(14, 4_100, 3_900, 2)],
+            10,
+            15,
+            Some(3_500),
+        );
+        let summary: Vec<(i64, i64, i64, i64)> = candles
+            .iter()
+            .map(|c| (c.bucket, c.open, c.close, c.volume))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (10, 3_500, 3_500, 0),
+                (11, 4_000, 4_200, 5),
+                (12, 4_200, 4_200, 0),
+                (13, 4_200, 4_200, 0),
+                (14, 4_100, 3_900, 2),
+                (15, 3_900, 3_900, 0),
+            ]
+        );
+        assert!(candles
+            .iter()
+            .filter(|c| c.volume == 0)
+            .all(|c| c.high == c.low));
+    }
+
+    #[test]
+    fn nothing_comes_before_the_first_price() {
+        let candles = fill(&[traded(12, 4_000, 4_000, 1)], 10, 13, None);
+        let buckets: Vec<i64> = candles.iter().map(|c| c.bucket).collect();
+        assert_eq!(buckets, vec![12, 13]);
+        assert!(fill(&[], 10, 13, None).is_empty());
+    }
+
+    #[test]
+    fn intervals_parse_and_reject_the_rest() {
+        assert_eq!(
+            Interval::parse("4h").unwrap().micros(),
+            4 * 60 * MINUTE_MICROS
+        );
+        for bad in ["", "2m", "1H", "1w"] {
+            assert!(Interval::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(bucket_before(120 * 1_000_000, MINUTE_MICROS), 1);
+        assert_eq!(bucket_before(120 * 1_000_000 + 1, MINUTE_MICROS), 2);
+    }
+}
