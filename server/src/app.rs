@@ -50,12 +50,14 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let metrics = Arc::new(Metrics::default());
     let (handle, task, recovery) =
         sequencer::start(db.clone(), config.sequencer, metrics.clone()).await?;
+    let config_limits = config.limits;
     let state = AppState(Arc::new(Inner {
         keys: Keys::new(&config.auth),
         db,
         config,
         sequencer: handle,
         metrics,
+        limits: crate::limits::Limits::new(config_limits),
     }));
     if let Err(error) = prepare_accounts(&state).await {
         task.shutdown().await;
@@ -75,6 +77,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let (stop_http, stopped) = oneshot::channel::<()>();
     let app = http::router(state.clone());
     let http = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
             let _ = stopped.await;
         });

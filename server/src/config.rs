@@ -117,6 +117,8 @@ pub struct Config {
     /// Browser origins allowed to call the API cross-origin (`CORS_ALLOWED_ORIGINS`, comma
     /// separated, like `https://app.example.com`). Empty: same-origin only.
     pub cors_allowed_origins: Vec<String>,
+    /// `RATE_LIMIT_AUTH_PER_MINUTE` (per client IP) and `RATE_LIMIT_ORDERS_PER_SECOND` (per user).
+    pub limits: crate::limits::LimitsConfig,
 }
 
 /// Everything wrong with the environment, one line each.
@@ -179,6 +181,12 @@ impl Config {
         };
         let faucet_max_micros = reader.faucet();
         let cors_allowed_origins = reader.origins();
+        let defaults = crate::limits::LimitsConfig::default();
+        let limits = crate::limits::LimitsConfig {
+            auth_per_minute: reader.rate("RATE_LIMIT_AUTH_PER_MINUTE", defaults.auth_per_minute),
+            orders_per_second: reader
+                .rate("RATE_LIMIT_ORDERS_PER_SECOND", defaults.orders_per_second),
+        };
         if !reader.problems.is_empty() {
             return Err(ConfigError {
                 problems: reader.problems,
@@ -198,6 +206,7 @@ impl Config {
             log_format,
             faucet_max_micros,
             cors_allowed_origins,
+            limits,
         })
     }
 }
@@ -255,6 +264,12 @@ impl Reader<'_> {
             }
         }
         origins
+    }
+
+    /// A rate: a whole number of requests from 1 to 1,000,000.
+    fn rate(&mut self, name: &str, default: std::num::NonZeroU32) -> std::num::NonZeroU32 {
+        let value = self.parse_in(name, default.get(), 1..=1_000_000);
+        std::num::NonZeroU32::new(value).unwrap_or(default)
     }
 
     fn problem(&mut self, text: String) {

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod markets;
 pub mod metrics;
 pub mod orders;

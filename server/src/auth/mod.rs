@@ -11,6 +11,9 @@ pub mod jwt;
 pub mod password;
 pub mod session;
 
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -55,8 +58,10 @@ struct UserEnvelope {
 #[tracing::instrument(skip_all)]
 async fn register(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, Error> {
+    state.limits.auth(peer.ip())?;
     let email = Email::parse(&body.email)?;
     let full_name = FullName::parse(&body.full_name)?;
     let password = Password::parse(body.password, &email)?;
@@ -108,9 +113,11 @@ struct TokenResponse {
 #[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, Error> {
+    state.limits.auth(peer.ip())?;
     let wrong = Error::Unauthenticated("invalid email or password");
     // A malformed email cannot belong to anyone: same answer, same work.
     let user = match Email::parse(&body.email) {
@@ -232,10 +239,12 @@ async fn presented_refresh_token(
 #[tracing::instrument(skip_all)]
 async fn refresh(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     parts: Parts,
     jar: CookieJar,
     OptionalJson(body): OptionalJson<RefreshRequest>,
 ) -> Result<impl IntoResponse, Error> {
+    state.limits.auth(peer.ip())?;
     let token = presented_refresh_token(&state, &parts, &jar, body)
         .await?
         .ok_or(Error::Unauthenticated("refreshToken required"))?;

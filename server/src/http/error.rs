@@ -47,6 +47,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("rejected: {0}")]
     Rejected(Reject),
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("the exchange is busy; retry shortly")]
     Overloaded,
     #[error("the exchange is not taking writes")]
@@ -84,6 +86,7 @@ impl Error {
             }
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             Error::Rejected(reject) => reject_status(*reject),
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
             Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED"),
             Error::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             Error::Database(_) | Error::Internal(_) => {
@@ -145,6 +148,9 @@ impl IntoResponse for Error {
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self {
+            Error::RateLimited { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
             Error::Overloaded => {
                 headers.insert(
                     header::RETRY_AFTER,

@@ -46,6 +46,7 @@ pub struct Inner {
     pub keys: Keys,
     pub sequencer: SequencerHandle,
     pub metrics: Arc<Metrics>,
+    pub limits: crate::limits::Limits,
 }
 
 /// Cheap to clone: one `Arc`.

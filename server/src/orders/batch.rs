@@ -79,6 +79,7 @@ pub async fn batch(
     auth: AuthUser,
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<Json<Value>, Error> {
+    state.limits.orders(auth.user_id)?;
     if body.place.len() + body.cancel.len() > BATCH_ITEMS_MAX {
         return Err(Error::Rejected(Reject::BatchTooLarge));
     }

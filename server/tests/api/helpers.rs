@@ -4,6 +4,9 @@
 //! named database on the server of `TEST_DATABASE_URL` and drop it afterwards (even when the
 //! test fails); without that variable they print a notice and pass without running.
 
+use std::num::NonZeroU32;
+
+use server::limits::LimitsConfig;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -171,6 +174,11 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
         log_format: LogFormat::Pretty,
         faucet_max_micros: None,
         cors_allowed_origins: Vec::new(),
+        // Far above what any test sends; `limits.rs` sets its own.
+        limits: LimitsConfig {
+            auth_per_minute: NonZeroU32::new(100_000).unwrap(),
+            orders_per_second: NonZeroU32::new(100_000).unwrap(),
+        },
     }
 }
 
