@@ -47,6 +47,8 @@ pub enum Error {
     MethodNotAllowed,
     #[error("rejected: {0}")]
     Rejected(Reject),
+    #[error("this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
     #[error("too many requests; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("the exchange is busy; retry shortly")]
@@ -87,6 +89,9 @@ impl Error {
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED"),
             Error::Rejected(reject) => reject_status(*reject),
             Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "RATE_LIMITED"),
+            Error::IdempotencyKeyReused => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_KEY_REUSED")
+            }
             Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED"),
             Error::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
             Error::Database(_) | Error::Internal(_) => {

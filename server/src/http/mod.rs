@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod extractor;
+mod idempotency;
 mod ops;
 pub mod page;
 
@@ -67,7 +68,11 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::transfers::router())
         .merge(crate::markets::router())
         .merge(crate::orders::router())
-        .merge(crate::portfolio::router());
+        .merge(crate::portfolio::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::layer,
+        ));
     let request_id = HeaderName::from_static("x-request-id");
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))

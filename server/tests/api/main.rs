@@ -8,6 +8,7 @@ mod cors;
 mod durability;
 mod helpers;
 mod hostile_input;
+mod idempotency;
 mod limits;
 mod market_data;
 mod markets;
