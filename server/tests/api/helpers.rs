@@ -351,6 +351,23 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
+    /// The admin's token, a market `rain`, and the access tokens of alice and bob, each
+    /// credited `amount`.
+    pub async fn market_with_two_traders(&self, amount: &str) -> (String, Value, String, String) {
+        let admin = self.admin_token().await;
+        let market = self.create_market(&admin, "rain", "Rain tomorrow?").await;
+        let mut tokens = Vec::new();
+        for email in ["alice@example.com", "bob@example.com"] {
+            let (user, login) = self.signed_up(email).await;
+            let credited = self.deposit(&admin, &user, amount).await;
+            assert_eq!(credited.status(), StatusCode::CREATED);
+            tokens.push(token(&login, "accessToken"));
+        }
+        let bob = tokens.pop().expect("bob");
+        let alice = tokens.pop().expect("alice");
+        (admin, market, alice, bob)
+    }
+
     pub async fn balance(&self, token: &str) -> Value {
         let response = self.get("/v1/portfolio/balance", Some(token)).await;
         assert_eq!(response.status(), StatusCode::OK);

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app, token, Backend, TestApp};
+use crate::helpers::{error_code, spawn_app, Backend, TestApp};
 
 crate::on_both_databases!(
     book_trades_and_ticker_follow_every_committed_order,
@@ -33,19 +33,9 @@ async fn book_trades_and_ticker_follow_every_committed_order(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let admin = app.admin_token().await;
-    let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
+    let (_admin, market, alice, bob) = app.market_with_two_traders("1000").await;
     let id = market["id"].as_str().unwrap().to_owned();
-    let mut tokens = Vec::new();
-    for email in ["alice@example.com", "bob@example.com"] {
-        let (user, login) = app.signed_up(email).await;
-        assert_eq!(
-            app.deposit(&admin, &user, "1000").await.status(),
-            StatusCode::CREATED
-        );
-        tokens.push(token(&login, "accessToken"));
-    }
-    let (alice, bob) = (&tokens[0], &tokens[1]);
+    let (alice, bob) = (&alice, &bob);
     let empty = read(&app, format!("/v1/markets/{id}/book")).await;
     assert_eq!(
         empty,
@@ -145,19 +135,8 @@ async fn the_book_orders_and_positions_read_the_same_after_a_crash(backend: Back
     let Some(mut app) = spawn_app(backend).await else {
         return;
     };
-    let admin = app.admin_token().await;
-    let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
+    let (_admin, market, alice, bob) = app.market_with_two_traders("1000").await;
     let id = market["id"].as_str().unwrap().to_owned();
-    let mut tokens = Vec::new();
-    for email in ["alice@example.com", "bob@example.com"] {
-        let (user, login) = app.signed_up(email).await;
-        assert_eq!(
-            app.deposit(&admin, &user, "1000").await.status(),
-            StatusCode::CREATED
-        );
-        tokens.push(token(&login, "accessToken"));
-    }
-    let (alice, bob) = (tokens[0].clone(), tokens[1].clone());
     place(&app, &alice, &market, ("BUY", "YES", "0.40", 10)).await;
     place(&app, &bob, &market, ("BUY", "YES", "0.40", 5)).await;
     place(&app, &bob, &market, ("BUY", "NO", "0.70", 4)).await;

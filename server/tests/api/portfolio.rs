@@ -15,19 +15,8 @@ async fn split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar(backe
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let admin = app.admin_token().await;
-    let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
+    let (_admin, market, alice, bob) = app.market_with_two_traders("100").await;
     let id = market["id"].as_str().unwrap().to_owned();
-    let mut tokens = Vec::new();
-    for email in ["alice@example.com", "bob@example.com"] {
-        let (user, login) = app.signed_up(email).await;
-        assert_eq!(
-            app.deposit(&admin, &user, "100").await.status(),
-            StatusCode::CREATED
-        );
-        tokens.push(token(&login, "accessToken"));
-    }
-    let (alice, bob) = (tokens[0].clone(), tokens[1].clone());
     let split_path = format!("/v1/markets/{id}/split");
     let merge_path = format!("/v1/markets/{id}/merge");
 
