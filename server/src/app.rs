@@ -128,6 +128,11 @@ impl Server {
         &self.state.db
     }
 
+    /// The state handlers share (for in-process tools such as `demo`).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// What recovery found at start.
     pub fn recovery(&self) -> &RecoveryReport {
         &self.recovery

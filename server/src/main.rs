@@ -1,5 +1,6 @@
-//! `server` binary: load `.env`, read and validate the configuration, start, and shut down
-//! gracefully on Ctrl-C or SIGTERM. Everything else lives in the library.
+//! `server` binary: load `.env`, read and validate the configuration, start (with `--demo`, also
+//! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM. Everything else lives in the
+//! library.
 
 use std::process::ExitCode;
 
@@ -23,8 +24,36 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `--demo`: seeded markets kept moving by bots, for a first look at a living exchange.
+    let (stop_demo, demo_stopped) = tokio::sync::watch::channel(false);
+    let demo = if std::env::args().any(|arg| arg == "--demo") {
+        match server::demo::seed(server.state()).await {
+            Ok(demo) => {
+                tracing::info!(
+                    email = server::demo::DEMO_EMAIL,
+                    password = server::demo::DEMO_PASSWORD,
+                    "demo running: log in with these"
+                );
+                Some(server::demo::spawn(
+                    server.state().clone(),
+                    demo,
+                    demo_stopped,
+                ))
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot seed the demo");
+                None
+            }
+        }
+    } else {
+        None
+    };
     shutdown_signal().await;
     tracing::info!("shutting down");
+    let _ = stop_demo.send(true);
+    if let Some(demo) = demo {
+        let _ = demo.await;
+    }
     server.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod authorization;
 mod cors;
+mod demo;
 mod durability;
 mod helpers;
 mod hostile_input;
