@@ -13,7 +13,7 @@ crate::on_both_databases!(auth_and_order_requests_past_their_quota_get_429);
 async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.limits.auth_per_minute = NonZeroU32::new(6).unwrap();
-        config.limits.orders_per_second = NonZeroU32::new(2).unwrap();
+        config.limits.orders_per_second = NonZeroU32::new(1).unwrap();
     })
     .await
     else {
@@ -39,7 +39,8 @@ async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
 
-    // Orders: two a second per user; the third at once is refused, the other user's is not.
+    // Orders: one a second per user; a second one at once is refused (a full second of
+    // margin on a slow machine); the other user's is not.
     assert_eq!(
         app.deposit(&admin, &alice_id, "100").await.status(),
         StatusCode::CREATED
@@ -48,7 +49,7 @@ async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     let order = json!({ "marketId": market["id"], "side": "BUY", "outcome": "YES",
                         "type": "LIMIT", "price": "0.10", "qty": 1 });
     let mut statuses = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..2 {
         statuses.push(
             app.post("/v1/orders", Some(&alice), order.clone())
                 .await
@@ -57,11 +58,7 @@ async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     }
     assert_eq!(
         statuses,
-        [
-            StatusCode::CREATED,
-            StatusCode::CREATED,
-            StatusCode::TOO_MANY_REQUESTS
-        ]
+        [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS]
     );
     let other = app.post("/v1/orders", Some(&bob), order.clone()).await;
     // Bob has no money: refused by the engine, not by the limiter.
