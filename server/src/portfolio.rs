@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::domain::format_cash;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
-use crate::http::page::{paged, Page, Paged};
+use crate::http::page::{paged, Page, PageQuery, Paged};
 use crate::http::{AppState, Error};
 use crate::markets::{self, data::format_half_units};
 use crate::sequencer::{Read, ReadAnswer, SequencerError};
@@ -400,19 +400,12 @@ struct SettlementBody {
     created_at: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
 /// The caller's settlements, newest first (keyed by the resolving command's sequence number).
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn settlements(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<SettlementBody>>, Error> {
     let page = Page::parse(query.limit, query.cursor.as_deref())?;
     let Some(user) = users::engine_user(&state.db, auth.user_id).await? else {

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::{format_cash, parse_transfer_amount};
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
-use crate::http::page::{paged, Page, Paged};
+use crate::http::page::{paged, Page, PageQuery, Paged};
 use crate::http::{AppState, Error};
 use crate::ids::transfer_uuid;
 use crate::sequencer::{Applied, Subject};
@@ -175,19 +175,12 @@ async fn balance(
     }))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
 /// The caller's deposits and withdrawals, newest first (keyed by their sequence number).
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<TransferBody>>, Error> {
     let page = Page::parse(query.limit, query.cursor.as_deref())?;
     let Some(user) = users::engine_user(&state.db, auth.user_id).await? else {

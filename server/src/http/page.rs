@@ -4,12 +4,20 @@
 //! that key of the last item served, and the next page is everything below it. Owns parsing
 //! and cutting pages only; it never builds SQL beyond the bound values it hands back.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::Error;
 
 pub const LIMIT_DEFAULT: i64 = 50;
 pub const LIMIT_MAX: i64 = 500;
+
+/// The query of a list with nothing to filter: `?limit=&cursor=`, nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
 
 #[derive(Clone, Copy, Debug)]
 pub struct Page {

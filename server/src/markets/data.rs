@@ -16,7 +16,7 @@ use super::existing;
 use crate::db::now_micros;
 use crate::domain::{format_price, format_rate};
 use crate::http::extractor::ApiQuery;
-use crate::http::page::{paged, Page, Paged};
+use crate::http::page::{paged, Page, PageQuery, Paged};
 use crate::http::{AppState, Error};
 use crate::orders::store::below;
 use crate::sequencer::{Read, ReadAnswer};
@@ -107,18 +107,11 @@ struct TradeBody {
     created_at: String,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TradesQuery {
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
 #[tracing::instrument(skip_all)]
 async fn trades(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(query): ApiQuery<TradesQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<TradeBody>>, Error> {
     let page = Page::parse(query.limit, query.cursor.as_deref())?;
     let market = existing(&state.db, &id).await?;

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::domain::{parse_price_units, parse_time_micros, parse_transfer_amount};
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser, OptionalJson};
-use crate::http::page::{paged, Page, Paged};
+use crate::http::page::{paged, Page, PageQuery, Paged};
 use crate::http::{AppState, Error};
 use crate::markets;
 use crate::sequencer::{Read, ReadAnswer, SequencerError};
@@ -450,18 +450,11 @@ async fn amend(
     Ok(Json(order_answer(&state, order.engine_id).await?))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FillsQuery {
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn fills(
     State(state): State<AppState>,
     auth: AuthUser,
-    ApiQuery(query): ApiQuery<FillsQuery>,
+    ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<Paged<FillBody>>, Error> {
     let page = Page::parse(query.limit, query.cursor.as_deref())?;
     let Some(user) = engine_user(&state, &auth).await? else {
