@@ -239,10 +239,7 @@ impl Engine {
                 out.push(Event::Position {
                     user,
                     market,
-                    yes_free: now.yes_free,
-                    yes_reserved: now.yes_reserved,
-                    no_free: now.no_free,
-                    no_reserved: now.no_reserved,
+                    position: now,
                 });
             }
         }

@@ -22,6 +22,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::{MarketParams, PlaceOrder};
+use crate::ledger::Position;
 use crate::reject::Reject;
 use crate::types::{
     BookSide, CancelReason, ClientOrderId, FillKind, MarketId, MarketState, OrderEnd, OrderId,
@@ -151,13 +152,13 @@ pub enum Event {
         price_units: u16,
         qty: u64,
     },
+    /// An account's new holdings. (Flattened: on the wire the four counts sit beside `user`
+    /// and `market`.)
     Position {
         user: UserId,
         market: MarketId,
-        yes_free: u64,
-        yes_reserved: u64,
-        no_free: u64,
-        no_reserved: u64,
+        #[serde(flatten)]
+        position: Position,
     },
     Balance {
         user: UserId,

@@ -455,10 +455,7 @@ impl Reference {
                 out.push(Event::Position {
                     user,
                     market,
-                    yes_free: new.yes_free,
-                    yes_reserved: new.yes_reserved,
-                    no_free: new.no_free,
-                    no_reserved: new.no_reserved,
+                    position: new,
                 });
             }
         }

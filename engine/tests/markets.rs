@@ -6,7 +6,7 @@ mod support;
 use engine::units::ORDER_QTY_LIMIT;
 use engine::{
     BookSide, CancelReason, Event, MarketId, MarketParams, MarketState, Op, OrderEnd, OrderId,
-    Outcome, PlaceOrder, Reject, Resolution, Side, TimeInForce, UserId,
+    Outcome, PlaceOrder, Position, Reject, Resolution, Side, TimeInForce, UserId,
 };
 use support::{Harness, DOLLAR};
 
@@ -457,18 +457,19 @@ fn closing_cancels_every_resting_order_in_id_order_and_releases_what_it_held() {
             Event::Position {
                 user: bob,
                 market: m,
-                yes_free: 0,
-                yes_reserved: 0,
-                no_free: 4,
-                no_reserved: 0
+                position: Position {
+                    no_free: 4,
+                    ..Position::default()
+                },
             },
             Event::Position {
                 user: carol,
                 market: m,
-                yes_free: 5,
-                yes_reserved: 0,
-                no_free: 5,
-                no_reserved: 0
+                position: Position {
+                    yes_free: 5,
+                    no_free: 5,
+                    ..Position::default()
+                },
             },
             Event::Balance {
                 user: alice,

@@ -19,10 +19,7 @@ fn position(user: UserId, market: MarketId, yes: (u64, u64), no: (u64, u64)) -> 
     Event::Position {
         user,
         market,
-        yes_free: yes.0,
-        yes_reserved: yes.1,
-        no_free: no.0,
-        no_reserved: no.1,
+        position: held(yes.0, yes.1, no.0, no.1),
     }
 }
 

@@ -574,4 +574,17 @@ fn the_json_shape_of_events_is_a_stable_contract() {
         r#""reason":null,"filled_qty":10,"unfilled_qty":0}"#
     );
     assert_eq!(serde_json::to_string(ended).unwrap(), json);
+
+    // The holdings sit flat beside `user` and `market` on the wire.
+    let position = h
+        .events
+        .iter()
+        .find(|e| matches!(e, Event::Position { user, .. } if *user == bob))
+        .unwrap();
+    let json = concat!(
+        r#"{"type":"position","user":1,"market":0,"#,
+        r#""yes_free":0,"yes_reserved":0,"no_free":10,"no_reserved":0}"#
+    );
+    assert_eq!(serde_json::to_string(position).unwrap(), json);
+    assert_eq!(&serde_json::from_str::<Event>(json).unwrap(), position);
 }

@@ -323,18 +323,9 @@ impl Shadow {
             Event::Position {
                 user,
                 market,
-                yes_free,
-                yes_reserved,
-                no_free,
-                no_reserved,
+                position,
             } => {
-                let position = Position {
-                    yes_free: *yes_free,
-                    yes_reserved: *yes_reserved,
-                    no_free: *no_free,
-                    no_reserved: *no_reserved,
-                };
-                self.absorb_position(*market, *user, position);
+                self.absorb_position(*market, *user, *position);
                 touched.share_markets.insert(*market);
             }
             Event::BookLevel {

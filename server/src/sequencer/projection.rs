@@ -279,18 +279,9 @@ impl Builder {
             Event::Position {
                 user,
                 market,
-                yes_free,
-                yes_reserved,
-                no_free,
-                no_reserved,
+                position,
             } => {
-                let position = Position {
-                    yes_free: *yes_free,
-                    yes_reserved: *yes_reserved,
-                    no_free: *no_free,
-                    no_reserved: *no_reserved,
-                };
-                self.positions.insert((*market, *user), (position, seq));
+                self.positions.insert((*market, *user), (*position, seq));
             }
             Event::Balance {
                 user,
