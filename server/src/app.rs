@@ -14,15 +14,22 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::Keys;
-use crate::config::Config;
+use crate::config::{Config, Role};
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState, Inner};
 use crate::metrics::Metrics;
 use crate::sequencer::{self, RecoveryError, RecoveryReport, SequencerHandle, SequencerTask};
-use crate::users;
+use crate::stream::hub::Hub;
+use crate::stream::redis::RedisSink;
+use crate::{stream, users};
+
+/// How long the stream tasks get at shutdown to publish what the sequencer committed last.
+const STREAMS_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error("cannot use REDIS_URL: {0}")]
+    Redis(#[from] redis::RedisError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot recover the engine: {0}")]
@@ -40,16 +47,49 @@ pub struct Server {
     state: AppState,
     http: JoinHandle<()>,
     stop_http: oneshot::Sender<()>,
-    sequencer: SequencerTask,
-    recovery: RecoveryReport,
+    /// The engine's task and what its recovery found; `None` on a read-only gateway.
+    sequencer: Option<(SequencerTask, RecoveryReport)>,
+    /// Stream publishing (primary) or relaying (gateway), stopped after the sequencer.
+    streams: Vec<JoinHandle<()>>,
+}
+
+/// The engine side of a primary, or nothing on a gateway (which relays streams from Redis).
+async fn engine_side(
+    db: &Db,
+    config: &Config,
+    metrics: &Arc<Metrics>,
+    hub: &Arc<Hub>,
+    streams: &mut Vec<JoinHandle<()>>,
+) -> Result<(SequencerHandle, Option<(SequencerTask, RecoveryReport)>), StartError> {
+    let redis_url = config.streams.redis_url.as_deref();
+    if let (Role::Gateway, Some(url)) = (config.streams.role, redis_url) {
+        let channel = config.streams.redis_channel.clone();
+        streams.push(stream::redis::spawn_relay(url, channel, hub.clone())?);
+        return Ok((SequencerHandle::read_only(metrics.clone()), None));
+    }
+    let redis = match redis_url {
+        Some(url) => {
+            let (sink, join) = RedisSink::spawn(url, config.streams.redis_channel.clone())?;
+            streams.push(join);
+            Some(sink)
+        }
+        None => None,
+    };
+    let (publisher, join) =
+        stream::publisher::spawn(db.clone(), hub.clone(), redis, metrics.clone());
+    streams.push(join);
+    let (handle, task, recovery) =
+        sequencer::start(db.clone(), config.sequencer, metrics.clone(), publisher).await?;
+    Ok((handle, Some((task, recovery))))
 }
 
 pub async fn start(config: Config) -> Result<Server, StartError> {
     let db = Db::connect(&config.storage, config.db_max_connections).await?;
     db.migrate().await?;
     let metrics = Arc::new(Metrics::default());
-    let (handle, task, recovery) =
-        sequencer::start(db.clone(), config.sequencer, metrics.clone()).await?;
+    let hub = Arc::new(Hub::default());
+    let mut streams = Vec::new();
+    let (handle, sequencer) = engine_side(&db, &config, &metrics, &hub, &mut streams).await?;
     let config_limits = config.limits;
     let state = AppState(Arc::new(Inner {
         keys: Keys::new(&config.auth),
@@ -58,16 +98,17 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         sequencer: handle,
         metrics,
         limits: crate::limits::Limits::new(config_limits),
+        hub,
     }));
     if let Err(error) = prepare_accounts(&state).await {
-        task.shutdown().await;
+        stop_engine_side(sequencer, streams).await;
         return Err(error);
     }
     let bind_addr = state.config.bind_addr;
     let listener = match TcpListener::bind(bind_addr).await {
         Ok(listener) => listener,
         Err(error) => {
-            task.shutdown().await;
+            stop_engine_side(sequencer, streams).await;
             return Err(StartError::Bind(bind_addr, error));
         }
     };
@@ -91,12 +132,32 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         state,
         http,
         stop_http,
-        sequencer: task,
-        recovery,
+        sequencer,
+        streams,
     })
 }
 
+/// Stops the sequencer (draining and committing its queue), then lets the publisher send
+/// what was committed, then stops the stream tasks.
+async fn stop_engine_side(
+    sequencer: Option<(SequencerTask, RecoveryReport)>,
+    streams: Vec<JoinHandle<()>>,
+) {
+    if let Some((task, _)) = sequencer {
+        task.shutdown().await;
+    }
+    for join in streams {
+        let abort = join.abort_handle();
+        if tokio::time::timeout(STREAMS_DRAIN, join).await.is_err() {
+            abort.abort();
+        }
+    }
+}
+
 async fn prepare_accounts(state: &AppState) -> Result<(), StartError> {
+    if state.config.streams.role == Role::Gateway {
+        return Ok(());
+    }
     if let Some(admin) = &state.config.admin {
         crate::auth::bootstrap_admin(state, admin)
             .await
@@ -133,9 +194,9 @@ impl Server {
         &self.state
     }
 
-    /// What recovery found at start.
-    pub fn recovery(&self) -> &RecoveryReport {
-        &self.recovery
+    /// What recovery found at start (`None` on a read-only gateway, which has no engine).
+    pub fn recovery(&self) -> Option<&RecoveryReport> {
+        self.sequencer.as_ref().map(|(_, report)| report)
     }
 
     /// Graceful: finish requests, drain and commit the queue, snapshot, close.
@@ -151,7 +212,7 @@ impl Server {
             );
             abort.abort();
         }
-        self.sequencer.shutdown().await;
+        stop_engine_side(self.sequencer, self.streams).await;
         self.state.db.pool.close().await;
         tracing::info!("shut down");
     }
@@ -159,7 +220,12 @@ impl Server {
     /// Stops everything at once without draining or snapshotting, like a crash.
     pub async fn kill(self) {
         self.http.abort();
-        self.sequencer.abort();
+        if let Some((task, _)) = self.sequencer {
+            task.abort();
+        }
+        for join in self.streams {
+            join.abort();
+        }
         self.state.db.pool.close().await;
     }
 }

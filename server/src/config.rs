@@ -119,6 +119,47 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// `RATE_LIMIT_AUTH_PER_MINUTE` (per client IP) and `RATE_LIMIT_ORDERS_PER_SECOND` (per user).
     pub limits: crate::limits::LimitsConfig,
+    pub streams: StreamsConfig,
+}
+
+/// What this instance is: the one primary (owns the engine) or a read-only gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    /// No engine: REST reads from the database, streams relayed from Redis, writes refused.
+    Gateway,
+}
+
+/// Real-time streams (`/v1/ws`) and their fan-out.
+#[derive(Clone, Debug)]
+pub struct StreamsConfig {
+    /// `SERVER_ROLE`: `primary` (default) or `gateway`.
+    pub role: Role,
+    /// `REDIS_URL`: where the primary publishes and gateways subscribe (required by a gateway).
+    pub redis_url: Option<String>,
+    /// `REDIS_CHANNEL`: the pub/sub channel of this exchange's instances (default
+    /// `predex:stream`; separate exchanges on one Redis need separate channels).
+    pub redis_channel: String,
+    /// `WS_PING_SECS`: how often the server pings each connection.
+    pub ping_interval: Duration,
+    /// `WS_IDLE_TIMEOUT_SECS`: a connection that sends nothing (not even a pong) this long is
+    /// closed as dead.
+    pub idle_timeout: Duration,
+    /// `WS_SEND_QUEUE`: messages queued per connection before it is cut off as too slow.
+    pub send_queue: usize,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> StreamsConfig {
+        StreamsConfig {
+            role: Role::Primary,
+            redis_url: None,
+            redis_channel: "predex:stream".to_owned(),
+            ping_interval: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(45),
+            send_queue: 4_096,
+        }
+    }
 }
 
 /// Everything wrong with the environment, one line each.
@@ -187,6 +228,7 @@ impl Config {
             orders_per_second: reader
                 .rate("RATE_LIMIT_ORDERS_PER_SECOND", defaults.orders_per_second),
         };
+        let streams = reader.streams();
         if !reader.problems.is_empty() {
             return Err(ConfigError {
                 problems: reader.problems,
@@ -207,6 +249,7 @@ impl Config {
             faucet_max_micros,
             cors_allowed_origins,
             limits,
+            streams,
         })
     }
 }
@@ -264,6 +307,46 @@ impl Reader<'_> {
             }
         }
         origins
+    }
+
+    fn streams(&mut self) -> StreamsConfig {
+        let defaults = StreamsConfig::default();
+        let role = match self.get("SERVER_ROLE").as_deref() {
+            None | Some("primary") => Role::Primary,
+            Some("gateway") => Role::Gateway,
+            Some(other) => {
+                self.problem(format!(
+                    "SERVER_ROLE: expected `primary` or `gateway`, got `{other}`"
+                ));
+                Role::Primary
+            }
+        };
+        let redis_url = self.get("REDIS_URL");
+        if let Some(url) = &redis_url {
+            if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                self.problem(format!(
+                    "REDIS_URL: expected redis://host:port, got `{url}`"
+                ));
+            }
+        }
+        if role == Role::Gateway && redis_url.is_none() {
+            self.problem("SERVER_ROLE=gateway needs REDIS_URL (it streams from Redis)".into());
+        }
+        let ping_secs = self.parse_in("WS_PING_SECS", 15, 1..=3_600);
+        let idle_secs = self.parse_in("WS_IDLE_TIMEOUT_SECS", 45, 2..=7_200);
+        if idle_secs <= ping_secs {
+            self.problem(format!(
+                "WS_IDLE_TIMEOUT_SECS ({idle_secs}) must exceed WS_PING_SECS ({ping_secs})"
+            ));
+        }
+        StreamsConfig {
+            role,
+            redis_url,
+            redis_channel: self.get("REDIS_CHANNEL").unwrap_or(defaults.redis_channel),
+            ping_interval: Duration::from_secs(ping_secs),
+            idle_timeout: Duration::from_secs(idle_secs),
+            send_queue: self.parse_in("WS_SEND_QUEUE", defaults.send_queue, 16..=1_000_000),
+        }
     }
 
     /// A rate: a whole number of requests from 1 to 1,000,000.

@@ -18,6 +18,8 @@ pub mod metrics;
 pub mod orders;
 pub mod portfolio;
 pub mod sequencer;
+pub mod stream;
 pub mod telemetry;
 pub mod transfers;
 pub mod users;
+pub mod ws;

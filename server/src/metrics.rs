@@ -72,6 +72,11 @@ pub struct Metrics {
     pub last_seq: AtomicU64,
     /// 1 while the sequencer accepts commands.
     pub sequencer_up: AtomicU64,
+    pub stream_messages_total: AtomicU64,
+    /// Committed batches whose stream messages are not yet published.
+    pub stream_backlog: AtomicU64,
+    pub ws_connections: AtomicU64,
+    pub ws_slow_consumers_total: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -88,6 +93,10 @@ impl Default for Metrics {
             open_orders: AtomicU64::new(0),
             last_seq: AtomicU64::new(0),
             sequencer_up: AtomicU64::new(0),
+            stream_messages_total: AtomicU64::new(0),
+            stream_backlog: AtomicU64::new(0),
+            ws_connections: AtomicU64::new(0),
+            ws_slow_consumers_total: AtomicU64::new(0),
         }
     }
 }
@@ -131,6 +140,16 @@ impl Metrics {
                 "Commands refused because the sequencer queue was full.",
                 &self.overloaded_total,
             ),
+            (
+                "predex_stream_messages_total",
+                "WebSocket stream messages published (each to every subscriber of its topic).",
+                &self.stream_messages_total,
+            ),
+            (
+                "predex_ws_slow_consumers_total",
+                "WebSocket connections closed because their send queue was full.",
+                &self.ws_slow_consumers_total,
+            ),
         ];
         for (name, help, value) in counters {
             let value = value.load(Ordering::Relaxed);
@@ -159,6 +178,16 @@ impl Metrics {
                 "predex_sequencer_up",
                 "1 while the sequencer accepts commands, 0 once stopped or failed.",
                 &self.sequencer_up,
+            ),
+            (
+                "predex_stream_backlog",
+                "Committed batches whose stream messages are not yet published.",
+                &self.stream_backlog,
+            ),
+            (
+                "predex_ws_connections",
+                "Open WebSocket connections.",
+                &self.ws_connections,
             ),
         ];
         for (name, help, value) in gauges {

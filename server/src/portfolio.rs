@@ -115,7 +115,7 @@ impl Holding {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct PositionBody {
+pub struct PositionBody {
     market_id: Uuid,
     yes_shares: i64,
     no_shares: i64,
@@ -241,7 +241,9 @@ async fn mark_x2(state: &AppState, market: i64) -> Result<Option<i64>, Error> {
     // the mark falls back to the last trade.
     let answer = match state.sequencer.read(read).await {
         Ok(answer) => Some(answer),
-        Err(SequencerError::Overloaded | SequencerError::Stopped) => None,
+        Err(SequencerError::Overloaded | SequencerError::Stopped | SequencerError::ReadOnly) => {
+            None
+        }
         Err(error) => return Err(error.into()),
     };
     if let Some(ReadAnswer::Book(Some(book))) = answer {
@@ -272,7 +274,7 @@ async fn positions(
 }
 
 /// `user`'s positions, in every market or in one.
-async fn positions_of(
+pub async fn positions_of(
     state: &AppState,
     user: UserId,
     only: Option<MarketId>,

@@ -145,10 +145,20 @@ fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResp
 }
 
 #[derive(Serialize)]
-struct BalanceBody {
+pub struct BalanceBody {
     available: String,
     locked: String,
     total: String,
+}
+
+impl BalanceBody {
+    pub fn new(available_micros: i64, locked_micros: i64) -> BalanceBody {
+        BalanceBody {
+            available: format_cash(available_micros),
+            locked: format_cash(locked_micros),
+            total: format_cash(available_micros.saturating_add(locked_micros)),
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -156,10 +166,15 @@ async fn balance(
     State(state): State<AppState>,
     auth: AuthUser,
 ) -> Result<Json<BalanceBody>, Error> {
+    Ok(Json(balance_of(&state.db, auth.user_id).await?))
+}
+
+/// `user_id`'s committed cash (zero before the first deposit).
+pub async fn balance_of(db: &crate::db::Db, user_id: Uuid) -> Result<BalanceBody, Error> {
     let row =
         sqlx::query("SELECT available_micros, locked_micros FROM accounts WHERE user_id = $1")
-            .bind(auth.user_id.to_string())
-            .fetch_optional(&state.db.pool)
+            .bind(user_id.to_string())
+            .fetch_optional(&db.pool)
             .await?;
     let (available, locked): (i64, i64) = match row {
         Some(row) => (
@@ -168,11 +183,7 @@ async fn balance(
         ),
         None => (0, 0),
     };
-    Ok(Json(BalanceBody {
-        available: format_cash(available),
-        locked: format_cash(locked),
-        total: format_cash(available.saturating_add(locked)),
-    }))
+    Ok(BalanceBody::new(available, locked))
 }
 
 /// The caller's deposits and withdrawals, newest first (keyed by their sequence number).

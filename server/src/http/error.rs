@@ -55,6 +55,8 @@ pub enum Error {
     Overloaded,
     #[error("the exchange is not taking writes")]
     Unavailable,
+    #[error("this instance is a read-only gateway; send writes to the primary")]
+    ReadOnly,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal: {0}")]
@@ -94,6 +96,7 @@ impl Error {
             }
             Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED"),
             Error::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            Error::ReadOnly => (StatusCode::SERVICE_UNAVAILABLE, "READ_ONLY"),
             Error::Database(_) | Error::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
             }
@@ -121,6 +124,7 @@ impl From<SequencerError> for Error {
         match error {
             SequencerError::Overloaded => Error::Overloaded,
             SequencerError::Stopped => Error::Unavailable,
+            SequencerError::ReadOnly => Error::ReadOnly,
             SequencerError::Rejected(reject) => Error::Rejected(reject),
             SequencerError::Invalid(what) => Error::Internal(what.to_owned()),
         }

@@ -194,7 +194,7 @@ pub fn check_csrf(
     Ok(())
 }
 
-async fn by_access_token(state: &AppState, token: &str) -> Result<AuthUser, Error> {
+pub async fn by_access_token(state: &AppState, token: &str) -> Result<AuthUser, Error> {
     let verified = state.keys.verify(token)?;
     let row = sqlx::query(
         "SELECT u.role FROM sessions s JOIN users u ON u.id = s.user_id \

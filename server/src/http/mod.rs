@@ -48,6 +48,8 @@ pub struct Inner {
     pub sequencer: SequencerHandle,
     pub metrics: Arc<Metrics>,
     pub limits: crate::limits::Limits,
+    /// The real-time streams' fan-out (`/v1/ws`).
+    pub hub: Arc<crate::stream::hub::Hub>,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -69,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::markets::router())
         .merge(crate::orders::router())
         .merge(crate::portfolio::router())
+        .merge(crate::ws::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::layer,

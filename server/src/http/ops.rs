@@ -23,8 +23,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Status::Running => "running",
         Status::Stopped => "stopped",
         Status::Failed => "failed",
+        Status::ReadOnly => "none (read-only gateway)",
     };
-    let ready = database && sequencer == "running";
+    let ready = database && matches!(state.sequencer.status(), Status::Running | Status::ReadOnly);
     let status = if ready {
         StatusCode::OK
     } else {

@@ -172,7 +172,7 @@ async fn candles(
     let market = existing(&state.db, &id).await?;
     let engine_id = i64::from(market.engine_id.0);
     let traded = traded(&state, engine_id, step, first, last).await?;
-    let prior = price_at(&state, engine_id, first * step - 1).await?;
+    let prior = price_at(&state.db, engine_id, first * step - 1).await?;
     let candles = fill(&traded, first, last, prior)
         .into_iter()
         .map(|candle| body(candle, step))

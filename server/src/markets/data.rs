@@ -1,9 +1,11 @@
 //! Market data over HTTP: `GET /v1/markets/{id}/book`, `/trades` and `/ticker`.
 //!
 //! Public (no login). The book comes from the engine's committed state through the sequencer's
-//! read path, with the market's `book_seq` so a client can join the WebSocket stream; trades
-//! and the ticker's last price and 24-hour figures come from the committed `trades` projection.
-//! Everything is in YES prices. Must never show a level or trade that is not yet committed.
+//! read path (on a read-only gateway, from the `orders` projection), with the market's
+//! `book_seq` so a client can join the WebSocket stream; trades and the ticker's last price
+//! and 24-hour figures come from the committed `trades` projection. The same readers build
+//! the WebSocket snapshots. Everything is in YES prices. Must never show a level or trade that
+//! is not yet committed.
 
 use axum::extract::{Path, State};
 use axum::routing::get;
@@ -12,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::existing;
-use crate::db::now_micros;
+use super::{existing, Market};
+use crate::db::{now_micros, Db};
 use crate::domain::{format_price, format_rate};
 use crate::http::extractor::ApiQuery;
 use crate::http::page::{paged, Page, PageQuery, Paged};
 use crate::http::{AppState, Error};
 use crate::orders::store::below;
-use crate::sequencer::{Read, ReadAnswer};
+use crate::sequencer::{Read, ReadAnswer, SequencerError};
 use crate::users::rfc3339;
 
 pub const DEPTH_DEFAULT: usize = 20;
@@ -34,18 +36,18 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Serialize)]
-struct LevelBody {
-    price: String,
-    qty: u64,
+pub struct LevelBody {
+    pub price: String,
+    pub qty: u64,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct BookBody {
-    market_id: Uuid,
-    seq: u64,
-    bids: Vec<LevelBody>,
-    asks: Vec<LevelBody>,
+pub struct BookBody {
+    pub market_id: Uuid,
+    pub seq: u64,
+    pub bids: Vec<LevelBody>,
+    pub asks: Vec<LevelBody>,
 }
 
 #[derive(Deserialize)]
@@ -54,15 +56,86 @@ struct BookQuery {
     depth: Option<usize>,
 }
 
+/// Up to `depth` levels per side of the committed book: the engine's on the primary, the
+/// projection's on a read-only gateway.
 async fn depth_of(
     state: &AppState,
-    market: engine::MarketId,
+    market: &Market,
     depth: usize,
 ) -> Result<engine::BookDepth, Error> {
-    match state.sequencer.read(Read::Book { market, depth }).await? {
-        ReadAnswer::Book(Some(book)) => Ok(book),
-        ReadAnswer::Book(None) => Err(Error::NotFound),
-        ReadAnswer::QueuePositions(_) => Err(Error::internal("unexpected read answer")),
+    match state
+        .sequencer
+        .read(Read::Book {
+            market: market.engine_id,
+            depth,
+        })
+        .await
+    {
+        Ok(ReadAnswer::Book(Some(book))) => Ok(book),
+        Ok(ReadAnswer::Book(None)) => Err(Error::NotFound),
+        Ok(ReadAnswer::QueuePositions(_)) => Err(Error::internal("unexpected read answer")),
+        Err(SequencerError::ReadOnly) => committed_depth(&state.db, market, depth).await,
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The book as the `orders` projection holds it, with the `book:` stream seq it is valid at.
+/// One statement reads both, so they agree on either database.
+pub async fn committed_depth(
+    db: &Db,
+    market: &Market,
+    depth: usize,
+) -> Result<engine::BookDepth, Error> {
+    let scale = i64::from(engine::units::PRICE_SCALE);
+    let rows = sqlx::query(&format!(
+        "SELECT CAST(CASE WHEN outcome = 'YES' THEN price_units ELSE {scale} - price_units END \
+         AS BIGINT) AS price, \
+         CAST(CASE WHEN (side = 'BUY') = (outcome = 'YES') THEN 1 ELSE 0 END AS BIGINT) AS bid, \
+         CAST(SUM(remaining_qty) AS BIGINT) AS qty FROM orders \
+         WHERE engine_market_id = $1 AND status IN ('OPEN', 'PARTIALLY_FILLED') GROUP BY 1, 2 \
+         UNION ALL SELECT CAST(COALESCE((SELECT seq FROM stream_seqs WHERE topic = $2), 0) \
+         AS BIGINT), CAST(-1 AS BIGINT), CAST(0 AS BIGINT)"
+    ))
+    .bind(i64::from(market.engine_id.0))
+    .bind(crate::stream::Topic::Book(market.id).to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    let mut book = engine::BookDepth {
+        market: market.engine_id,
+        book_seq: 0,
+        bids: Vec::new(),
+        asks: Vec::new(),
+    };
+    for row in &rows {
+        let price: i64 = row.try_get("price")?;
+        let bid: i64 = row.try_get("bid")?;
+        let qty: i64 = row.try_get("qty")?;
+        let level = || -> Result<(u16, u64), Error> {
+            Ok((
+                u16::try_from(price).map_err(Error::internal)?,
+                u64::try_from(qty).map_err(Error::internal)?,
+            ))
+        };
+        match bid {
+            -1 => book.book_seq = u64::try_from(price).map_err(Error::internal)?,
+            1 => book.bids.push(level()?),
+            _ => book.asks.push(level()?),
+        }
+    }
+    book.bids
+        .sort_unstable_by_key(|level| std::cmp::Reverse(level.0));
+    book.asks.sort_unstable_by_key(|level| level.0);
+    book.bids.truncate(depth);
+    book.asks.truncate(depth);
+    Ok(book)
+}
+
+pub fn book_body(market: &Market, book: &engine::BookDepth) -> BookBody {
+    BookBody {
+        market_id: market.id,
+        seq: book.book_seq,
+        bids: levels(&book.bids),
+        asks: levels(&book.asks),
     }
 }
 
@@ -87,24 +160,19 @@ async fn book(
         return Err(Error::validation("depth", "must be from 1 to 500"));
     }
     let market = existing(&state.db, &id).await?;
-    let book = depth_of(&state, market.engine_id, depth).await?;
-    Ok(Json(BookBody {
-        market_id: market.id,
-        seq: book.book_seq,
-        bids: levels(&book.bids),
-        asks: levels(&book.asks),
-    }))
+    let book = depth_of(&state, &market, depth).await?;
+    Ok(Json(book_body(&market, &book)))
 }
 
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TradeBody {
-    id: Uuid,
-    price: String,
-    qty: i64,
-    taker_side: String,
-    kind: String,
-    created_at: String,
+pub struct TradeBody {
+    pub id: Uuid,
+    pub price: String,
+    pub qty: i64,
+    pub taker_side: String,
+    pub kind: String,
+    pub created_at: String,
 }
 
 #[tracing::instrument(skip_all)]
@@ -115,39 +183,54 @@ async fn trades(
 ) -> Result<Json<Paged<TradeBody>>, Error> {
     let page = Page::parse(query.limit, query.cursor.as_deref())?;
     let market = existing(&state.db, &id).await?;
-    let rows = sqlx::query(
-        "SELECT engine_trade_id, id, price_units, qty, taker_side, kind, created_at FROM trades \
-         WHERE engine_market_id = $1 AND engine_trade_id < $2 \
-         ORDER BY engine_trade_id DESC LIMIT $3",
-    )
-    .bind(i64::from(market.engine_id.0))
-    .bind(below(page))
-    .bind(page.fetch())
-    .fetch_all(&state.db.pool)
-    .await?;
-    let mut trades = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let key: i64 = row.try_get("engine_trade_id")?;
-        let id: String = row.try_get("id")?;
-        let price: i64 = row.try_get("price_units")?;
-        trades.push((
-            key + 1,
-            TradeBody {
-                id: Uuid::parse_str(&id).map_err(Error::internal)?,
-                price: format_price(u32::try_from(price).map_err(Error::internal)?),
-                qty: row.try_get("qty")?,
-                taker_side: row.try_get("taker_side")?,
-                kind: row.try_get("kind")?,
-                created_at: rfc3339(row.try_get("created_at")?),
-            },
-        ));
-    }
+    let trades = recent_trades(&state.db, &market, page).await?;
     Ok(Json(paged(page, trades)))
 }
 
+/// A page of `market`'s trades, newest first, each with its cursor key.
+pub async fn recent_trades(
+    db: &Db,
+    market: &Market,
+    page: Page,
+) -> Result<Vec<(i64, TradeBody)>, Error> {
+    let rows = sqlx::query(&format!(
+        "SELECT {TRADE_COLUMNS} FROM trades \
+         WHERE engine_market_id = $1 AND engine_trade_id < $2 \
+         ORDER BY engine_trade_id DESC LIMIT $3"
+    ))
+    .bind(i64::from(market.engine_id.0))
+    .bind(below(page))
+    .bind(page.fetch())
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter().map(trade_from_row).collect()
+}
+
+/// The columns a trade is read with (`TRADE_COLUMNS`), as its cursor key and body.
+pub fn trade_from_row(row: &sqlx::any::AnyRow) -> Result<(i64, TradeBody), Error> {
+    let key: i64 = row.try_get("engine_trade_id")?;
+    let id: String = row.try_get("id")?;
+    let price: i64 = row.try_get("price_units")?;
+    Ok((
+        key + 1,
+        TradeBody {
+            id: Uuid::parse_str(&id).map_err(Error::internal)?,
+            price: format_price(u32::try_from(price).map_err(Error::internal)?),
+            qty: row.try_get("qty")?,
+            taker_side: row.try_get("taker_side")?,
+            kind: row.try_get("kind")?,
+            created_at: rfc3339(row.try_get("created_at")?),
+        },
+    ))
+}
+
+/// What `trade_from_row` reads.
+pub const TRADE_COLUMNS: &str =
+    "engine_trade_id, id, price_units, qty, taker_side, kind, created_at";
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct TickerBody {
+pub struct TickerBody {
     market_id: Uuid,
     best_bid: Option<String>,
     best_ask: Option<String>,
@@ -169,14 +252,14 @@ pub fn format_half_units(units_x2: u32) -> String {
 }
 
 /// The YES price of the latest trade at or before `at` (the latest of all with `i64::MAX`).
-pub(super) async fn price_at(state: &AppState, market: i64, at: i64) -> Result<Option<i64>, Error> {
+pub(super) async fn price_at(db: &Db, market: i64, at: i64) -> Result<Option<i64>, Error> {
     let row = sqlx::query(
         "SELECT price_units FROM trades WHERE engine_market_id = $1 AND created_at <= $2 \
          ORDER BY engine_trade_id DESC LIMIT 1",
     )
     .bind(market)
     .bind(at)
-    .fetch_optional(&state.db.pool)
+    .fetch_optional(&db.pool)
     .await?;
     row.map(|row| row.try_get("price_units"))
         .transpose()
@@ -189,13 +272,22 @@ async fn ticker(
     Path(id): Path<String>,
 ) -> Result<Json<TickerBody>, Error> {
     let market = existing(&state.db, &id).await?;
-    let book = depth_of(&state, market.engine_id, 1).await?;
+    let book = depth_of(&state, &market, 1).await?;
+    Ok(Json(ticker_of(&state.db, &market, &book).await?))
+}
+
+/// The ticker of `market` with `book`'s best levels.
+pub async fn ticker_of(
+    db: &Db,
+    market: &Market,
+    book: &engine::BookDepth,
+) -> Result<TickerBody, Error> {
     let bid = book.bids.first().map(|(price, _)| *price);
     let ask = book.asks.first().map(|(price, _)| *price);
     let engine_id = i64::from(market.engine_id.0);
     let since = now_micros() - DAY_MICROS;
-    let last = price_at(&state, engine_id, i64::MAX).await?;
-    let before_window = price_at(&state, engine_id, since - 1).await?;
+    let last = price_at(db, engine_id, i64::MAX).await?;
+    let before_window = price_at(db, engine_id, since - 1).await?;
     let window = sqlx::query(
         "SELECT CAST(COALESCE(SUM(qty), 0) AS BIGINT) AS volume, \
          CAST(COALESCE(MIN(engine_trade_id), -1) AS BIGINT) AS first_trade \
@@ -203,7 +295,7 @@ async fn ticker(
     )
     .bind(engine_id)
     .bind(since)
-    .fetch_one(&state.db.pool)
+    .fetch_one(&db.pool)
     .await?;
     let volume24h: i64 = window.try_get("volume")?;
     let first_trade: i64 = window.try_get("first_trade")?;
@@ -213,7 +305,7 @@ async fn ticker(
             let price: i64 =
                 sqlx::query_scalar("SELECT price_units FROM trades WHERE engine_trade_id = $1")
                     .bind(first_trade)
-                    .fetch_one(&state.db.pool)
+                    .fetch_one(&db.pool)
                     .await?;
             Some(price)
         }
@@ -230,7 +322,7 @@ async fn ticker(
             .map(format_price)
             .map_err(Error::internal)
     };
-    Ok(Json(TickerBody {
+    Ok(TickerBody {
         market_id: market.id,
         best_bid: bid.map(|bid| format_price(bid.into())),
         best_ask: ask.map(|ask| format_price(ask.into())),
@@ -240,7 +332,7 @@ async fn ticker(
         last: last.map(price).transpose()?,
         volume24h,
         change24h,
-    }))
+    })
 }
 
 #[cfg(test)]

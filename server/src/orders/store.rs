@@ -142,6 +142,36 @@ pub async fn order_by_engine_id(db: &Db, order: OrderId) -> Result<OrderRow, Err
     order_from_row(&row)
 }
 
+/// Orders by engine id (missing ones are left out), for the streams.
+pub async fn orders_by_engine_ids(db: &Db, orders: &[OrderId]) -> Result<Vec<OrderRow>, Error> {
+    // Ids go inline: they are integers, and a batch can touch more than a statement binds.
+    let mut found = Vec::with_capacity(orders.len());
+    for chunk in orders.chunks(1_000) {
+        let ids: Vec<String> = chunk.iter().map(|order| order.0.to_string()).collect();
+        let sql = format!(
+            "{ORDER_SELECT} WHERE o.engine_order_id IN ({})",
+            ids.join(", ")
+        );
+        for row in sqlx::query(&sql).fetch_all(&db.pool).await? {
+            found.push(order_from_row(&row)?);
+        }
+    }
+    Ok(found)
+}
+
+/// `user`'s resting orders, oldest first.
+pub async fn open_orders_of_user(db: &Db, user: UserId) -> Result<Vec<OrderRow>, Error> {
+    let sql = format!(
+        "{ORDER_SELECT} WHERE o.engine_user_id = $1 \
+         AND o.status IN ('OPEN', 'PARTIALLY_FILLED') ORDER BY o.engine_order_id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(i64::from(user.0))
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(order_from_row).collect()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusFilter {
     Open,
@@ -222,6 +252,16 @@ fn fill_select(role: &str, where_clause: &str) -> String {
     )
 }
 
+/// A YES price as the price of `outcome`.
+pub fn price_in(outcome: &str, yes_units: i64) -> Result<String, Error> {
+    let units = if outcome == "YES" {
+        yes_units
+    } else {
+        i64::from(PRICE_SCALE) - yes_units
+    };
+    Ok(format_price(u32::try_from(units).map_err(Error::internal)?))
+}
+
 fn fill_from_row(row: &AnyRow) -> Result<(i64, FillBody), Error> {
     let engine_id: i64 = row.try_get("engine_trade_id")?;
     let id: String = row.try_get("id")?;
@@ -229,18 +269,13 @@ fn fill_from_row(row: &AnyRow) -> Result<(i64, FillBody), Error> {
     let market_id: String = row.try_get("market_id")?;
     let outcome: String = row.try_get("outcome")?;
     let yes_units: i64 = row.try_get("price_units")?;
-    let units = if outcome == "YES" {
-        yes_units
-    } else {
-        i64::from(PRICE_SCALE) - yes_units
-    };
     let fill = FillBody {
         id: Uuid::parse_str(&id).map_err(Error::internal)?,
         order_id: Uuid::parse_str(&order_id).map_err(Error::internal)?,
         market_id: Uuid::parse_str(&market_id).map_err(Error::internal)?,
         side: row.try_get("side")?,
+        price: price_in(&outcome, yes_units)?,
         outcome,
-        price: format_price(u32::try_from(units).map_err(Error::internal)?),
         qty: row.try_get("qty")?,
         fee: format_cash(row.try_get("fee_micros")?),
         role: row.try_get("role")?,

@@ -42,6 +42,8 @@ use uuid::Uuid;
 use crate::config::SequencerConfig;
 use crate::db::{now_micros, Db};
 use crate::metrics::Metrics;
+use crate::stream::feed::Feed;
+use crate::stream::publisher::Publisher;
 use deadlines::Deadlines;
 
 pub use recovery::{RecoveryError, RecoveryReport};
@@ -84,6 +86,8 @@ pub enum SequencerError {
     Rejected(Reject),
     #[error("invalid submission: {0}")]
     Invalid(&'static str),
+    #[error("this instance is a read-only gateway")]
+    ReadOnly,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +97,8 @@ pub enum Status {
     Stopped,
     /// A commit failed; nothing more is taken until a restart recovers.
     Failed,
+    /// A read-only gateway: there is no engine here.
+    ReadOnly,
 }
 
 enum Request {
@@ -187,8 +193,10 @@ impl SequencerHandle {
     }
 
     async fn request(&self, request: Request) -> Result<Reply, SequencerError> {
-        if *self.status.borrow() != Status::Running {
-            return Err(SequencerError::Stopped);
+        match *self.status.borrow() {
+            Status::Running => {}
+            Status::ReadOnly => return Err(SequencerError::ReadOnly),
+            Status::Stopped | Status::Failed => return Err(SequencerError::Stopped),
         }
         let (reply, answer) = oneshot::channel();
         let submission = Submission {
@@ -221,6 +229,17 @@ impl SequencerHandle {
     pub fn status(&self) -> Status {
         *self.status.borrow()
     }
+
+    /// The handle of a read-only gateway: every request answers `ReadOnly`.
+    pub fn read_only(metrics: Arc<Metrics>) -> SequencerHandle {
+        let (tx, _rx) = mpsc::channel(1);
+        let (_status_tx, status) = watch::channel(Status::ReadOnly);
+        SequencerHandle {
+            tx,
+            status,
+            metrics,
+        }
+    }
 }
 
 /// The running task: stop it with `shutdown` (drains and commits what is queued).
@@ -252,8 +271,10 @@ pub async fn start(
     db: Db,
     config: SequencerConfig,
     metrics: Arc<Metrics>,
+    publisher: Publisher,
 ) -> Result<(SequencerHandle, SequencerTask, RecoveryReport), RecoveryError> {
     let recovered = recovery::recover(&db).await?;
+    let feed = Feed::load(&db, &recovered.engine, &recovered.users).await?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (status_tx, status_rx) = watch::channel(Status::Running);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
@@ -278,6 +299,8 @@ pub async fn start(
         deadlines,
         users: recovered.users,
         events: Vec::new(),
+        feed,
+        publisher,
     };
     let join = tokio::spawn(sequencer.run(rx, shutdown_rx));
     let handle = SequencerHandle {
@@ -350,6 +373,9 @@ struct Sequencer {
     users: HashMap<Uuid, UserId>,
     /// Reused event buffer.
     events: Vec<Event>,
+    /// Numbers the stream messages of each batch; `publisher` sends them once committed.
+    feed: Feed,
+    publisher: Publisher,
 }
 
 impl Sequencer {
@@ -558,7 +584,9 @@ impl Sequencer {
         } else {
             None
         };
-        let projection = projection::Projection::build(entries, &self.engine)?;
+        let plan = self.feed.plan(entries, &self.engine);
+        let mut projection = projection::Projection::build(entries, &self.engine)?;
+        projection.stream_seqs(&plan.seqs)?;
         let batch = projection::Batch {
             first_seq,
             last_seq: self.seq,
@@ -568,6 +596,7 @@ impl Sequencer {
         };
         let with_snapshot = batch.snapshot.is_some();
         projection::commit(&self.db, projection, batch).await?;
+        self.publisher.publish(plan.pending);
         if with_snapshot {
             self.seq_at_snapshot = self.seq;
             tracing::info!(seq = self.seq, "snapshot stored");

@@ -719,6 +719,20 @@ fn orders(
 }
 
 impl Projection {
+    /// Stores the stream seqs the batch's messages reached.
+    pub(crate) fn stream_seqs(&mut self, seqs: &BTreeMap<String, u64>) -> Result<(), CommitError> {
+        let mut rows = Vec::with_capacity(seqs.len());
+        for (topic, seq) in seqs {
+            rows.push(vec![Value::Text(topic.clone()), Value::Int(int(*seq)?)]);
+        }
+        self.insert(
+            "stream_seqs (topic, seq)",
+            " ON CONFLICT (topic) DO UPDATE SET seq = excluded.seq",
+            rows,
+        );
+        Ok(())
+    }
+
     /// Multi-row `INSERT INTO {table} VALUES ...{suffix}`, in chunks.
     fn insert(&mut self, table: &str, suffix: &str, rows: Vec<Vec<Value>>) {
         let mut rows = rows.into_iter().peekable();

@@ -115,7 +115,7 @@ async fn a_restart_reproduces_the_state_hash_and_the_balances(backend: Backend) 
 
     // Graceful: the final snapshot covers everything, nothing to replay.
     app.restart().await;
-    let recovery = app.server().recovery().clone();
+    let recovery = app.server().recovery().expect("a primary").clone();
     assert_eq!(recovery.state_hash, hash);
     assert_eq!(recovery.replayed, 0);
     assert_eq!(recovery.snapshot_seq, Some(recovery.last_seq));
@@ -131,7 +131,7 @@ async fn a_restart_reproduces_the_state_hash_and_the_balances(backend: Backend) 
     let hash = last_batch_hash(&app).await;
     let balance = app.balance(&alice_token).await;
     app.crash_and_restart().await;
-    let recovery = app.server().recovery().clone();
+    let recovery = app.server().recovery().expect("a primary").clone();
     assert_eq!(recovery.state_hash, hash);
     assert!(recovery.replayed > 0, "{recovery:?}");
     assert_eq!(app.balance(&alice_token).await, balance);
@@ -142,7 +142,7 @@ async fn a_restart_reproduces_the_state_hash_and_the_balances(backend: Backend) 
         .await
         .unwrap();
     app.crash_and_restart().await;
-    let recovery = app.server().recovery().clone();
+    let recovery = app.server().recovery().expect("a primary").clone();
     assert_eq!(recovery.snapshot_seq, None);
     assert_eq!(recovery.replayed, recovery.last_seq);
     assert_eq!(recovery.state_hash, hash);
@@ -262,7 +262,7 @@ async fn trading_projections_match_the_engine_across_a_crash(backend: Backend) {
     let hash = last_batch_hash(&app).await;
     app.crash_and_restart().await;
     // Recovery compared every projected balance and position with the engine's.
-    assert_eq!(app.server().recovery().state_hash, hash);
+    assert_eq!(app.server().recovery().expect("a primary").state_hash, hash);
     let market_row = sqlx::query("SELECT state, resolution, question FROM markets")
         .fetch_one(&app.db().pool)
         .await
@@ -475,7 +475,7 @@ async fn a_graceful_shutdown_commits_everything_already_queued(backend: Backend)
         app.balance(&token(&login, "accessToken")).await["available"],
         "3.00"
     );
-    let recovery = app.server().recovery();
+    let recovery = app.server().recovery().expect("a primary");
     assert_eq!(recovery.snapshot_seq, Some(recovery.last_seq));
 }
 

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use server::app::Server;
 use server::config::{
     AdminBootstrap, AppEnv, AuthConfig, Config, LogFormat, Secret, SequencerConfig, Storage,
+    StreamsConfig,
 };
 use server::db::Db;
 use sqlx::Connection;
@@ -179,6 +180,7 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
             auth_per_minute: NonZeroU32::new(100_000).unwrap(),
             orders_per_second: NonZeroU32::new(100_000).unwrap(),
         },
+        streams: StreamsConfig::default(),
     }
 }
 

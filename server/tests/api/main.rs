@@ -17,3 +17,5 @@ mod ops;
 mod orders;
 mod portfolio;
 mod seed_flow;
+mod ws;
+mod ws_client;

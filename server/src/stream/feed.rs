@@ -1,0 +1,399 @@
+//! The sequencer's side of the streams: turns a batch's events into numbered topic messages.
+//!
+//! Runs inside the sequencer task, before the commit: it assigns every topic message its seq
+//! (one per command that changes the topic; a book's seq is the engine's own `book_seq`) and
+//! returns the topics' new seqs so the commit stores them in `stream_seqs` with the batch. What
+//! the events say completely (book deltas, trades, balances, positions) is rendered here; what
+//! needs committed rows (orders, fills, tickers) is left to the publisher as [`Pending`].
+//! Must never: read the database after start, or skip or repeat a seq.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use engine::{BookSide, Engine, Event, MarketId, OrderId, TradeId, UserId};
+use serde_json::json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use super::{frame, Kind, Message, Topic};
+use crate::db::Db;
+use crate::domain::format_price;
+use crate::ids::trade_uuid;
+use crate::markets::data::TradeBody;
+use crate::sequencer::{Entry, Subject};
+use crate::transfers::BalanceBody;
+use crate::users::rfc3339;
+
+/// One side of a trade, for the fills topic of the user on that side.
+#[derive(Clone, Debug)]
+pub struct FillSource {
+    pub trade: TradeId,
+    pub order: OrderId,
+    pub maker: bool,
+    /// YES price units.
+    pub price_units: u16,
+    pub qty: u64,
+    pub fee_micros: i64,
+    pub kind: String,
+    pub ts_micros: u64,
+}
+
+/// A numbered message, complete or waiting for committed rows.
+#[derive(Debug)]
+pub enum Pending {
+    Ready(Message),
+    /// The user's orders this command changed, rendered from their rows.
+    Orders {
+        topic: Topic,
+        seq: u64,
+        orders: Vec<OrderId>,
+    },
+    Fills {
+        topic: Topic,
+        seq: u64,
+        fills: Vec<FillSource>,
+    },
+    /// The market's ticker after a batch that changed its book.
+    Ticker {
+        topic: Topic,
+        seq: u64,
+        market: MarketId,
+    },
+}
+
+/// What one batch publishes, and the seqs to store with it.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub pending: Vec<Pending>,
+    pub seqs: BTreeMap<String, u64>,
+}
+
+pub struct Feed {
+    seqs: HashMap<Topic, u64>,
+    markets: HashMap<MarketId, Uuid>,
+    users: HashMap<UserId, Uuid>,
+    /// The owner of every open order (events about resting orders do not name it).
+    order_users: HashMap<OrderId, UserId>,
+}
+
+/// What one command changed, per topic.
+#[derive(Default)]
+struct Changes {
+    book: BTreeMap<MarketId, (u64, Vec<serde_json::Value>)>,
+    trades: BTreeMap<MarketId, Vec<TradeBody>>,
+    orders: BTreeMap<UserId, BTreeSet<OrderId>>,
+    fills: BTreeMap<UserId, Vec<FillSource>>,
+    positions: BTreeMap<UserId, BTreeMap<MarketId, (u64, u64)>>,
+    balances: BTreeMap<UserId, (i64, i64)>,
+}
+
+impl Feed {
+    /// Loads the seqs, ids and open orders the feed continues from, and stores every market's
+    /// book seq (the engine's, which the recovery just rebuilt) for the gateways.
+    pub async fn load(
+        db: &Db,
+        engine: &Engine,
+        users: &HashMap<Uuid, UserId>,
+    ) -> Result<Feed, sqlx::Error> {
+        let mut feed = Feed {
+            seqs: HashMap::new(),
+            markets: HashMap::new(),
+            users: users.iter().map(|(uuid, user)| (*user, *uuid)).collect(),
+            order_users: HashMap::new(),
+        };
+        for row in sqlx::query("SELECT topic, seq FROM stream_seqs")
+            .fetch_all(&db.pool)
+            .await?
+        {
+            let key: String = row.try_get("topic")?;
+            let seq: i64 = row.try_get("seq")?;
+            if let (Ok(topic), Ok(seq)) = (key.parse::<Topic>(), u64::try_from(seq)) {
+                feed.seqs.insert(topic, seq);
+            }
+        }
+        for row in sqlx::query("SELECT engine_market_id, id FROM markets")
+            .fetch_all(&db.pool)
+            .await?
+        {
+            let engine_id: i64 = row.try_get("engine_market_id")?;
+            let id: String = row.try_get("id")?;
+            if let (Ok(engine_id), Ok(id)) = (u32::try_from(engine_id), Uuid::parse_str(&id)) {
+                feed.markets.insert(MarketId(engine_id), id);
+            }
+        }
+        for row in sqlx::query(
+            "SELECT engine_order_id, engine_user_id FROM orders \
+             WHERE status IN ('OPEN', 'PARTIALLY_FILLED')",
+        )
+        .fetch_all(&db.pool)
+        .await?
+        {
+            let order: i64 = row.try_get("engine_order_id")?;
+            let user: i64 = row.try_get("engine_user_id")?;
+            if let (Ok(order), Ok(user)) = (u64::try_from(order), u32::try_from(user)) {
+                feed.order_users.insert(OrderId(order), UserId(user));
+            }
+        }
+        let mut books = BTreeMap::new();
+        for (market, id) in &feed.markets {
+            if let Some(book) = engine.book_depth(*market, 0) {
+                feed.seqs.insert(Topic::Book(*id), book.book_seq);
+                books.insert(Topic::Book(*id).to_string(), book.book_seq);
+            }
+        }
+        let mut tx = db.pool.begin().await?;
+        for (topic, seq) in &books {
+            sqlx::query(SEQ_UPSERT)
+                .bind(topic.as_str())
+                .bind(i64::try_from(*seq).unwrap_or(i64::MAX))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(feed)
+    }
+
+    /// Numbers and renders the messages of `entries` (one committed batch).
+    pub(crate) fn plan(&mut self, entries: &[Entry], engine: &Engine) -> Plan {
+        let mut plan = Plan::default();
+        let mut books_changed = BTreeSet::new();
+        for entry in entries {
+            let changes = self.changes(entry);
+            books_changed.extend(changes.book.keys().copied());
+            self.render(changes, &mut plan);
+        }
+        for market in books_changed {
+            if engine.book_depth(market, 0).is_none() {
+                continue;
+            }
+            let Some(id) = self.markets.get(&market).copied() else {
+                continue;
+            };
+            let topic = Topic::Ticker(id);
+            let seq = self.next(topic, &mut plan);
+            plan.pending.push(Pending::Ticker { topic, seq, market });
+        }
+        plan
+    }
+
+    fn next(&mut self, topic: Topic, plan: &mut Plan) -> u64 {
+        let seq = self.seqs.entry(topic).or_insert(0);
+        *seq += 1;
+        plan.seqs.insert(topic.to_string(), *seq);
+        *seq
+    }
+
+    fn changes(&mut self, entry: &Entry) -> Changes {
+        let mut changes = Changes::default();
+        let ts = entry.command.ts_micros;
+        for event in &entry.events {
+            match event {
+                Event::UserCreated { user } => {
+                    if let Some(Subject::User { user_id }) = &entry.subject {
+                        self.users.insert(*user, *user_id);
+                    }
+                }
+                Event::MarketCreated { market, .. } => {
+                    if let Some(Subject::Market { market_id, .. }) = &entry.subject {
+                        self.markets.insert(*market, *market_id);
+                    }
+                }
+                Event::BookLevel {
+                    market,
+                    book_seq,
+                    side,
+                    price_units,
+                    qty,
+                } => {
+                    let (seq, levels) = changes.book.entry(*market).or_default();
+                    *seq = *book_seq;
+                    let side = match side {
+                        BookSide::Bid => "BID",
+                        BookSide::Ask => "ASK",
+                    };
+                    levels.push(json!({
+                        "side": side,
+                        "price": format_price((*price_units).into()),
+                        "qty": qty,
+                    }));
+                }
+                Event::OrderAccepted { order, request, .. } => {
+                    self.order_users.insert(*order, request.user);
+                    changes
+                        .orders
+                        .entry(request.user)
+                        .or_default()
+                        .insert(*order);
+                }
+                Event::OrderRested { order, .. }
+                | Event::OrderReduced { order, .. }
+                | Event::OrderAmended { order, .. } => {
+                    if let Some(user) = self.order_users.get(order) {
+                        changes.orders.entry(*user).or_default().insert(*order);
+                    }
+                }
+                Event::OrderEnded { order, user, .. } => {
+                    self.order_users.remove(order);
+                    changes.orders.entry(*user).or_default().insert(*order);
+                }
+                Event::Trade {
+                    trade,
+                    market,
+                    maker_order,
+                    taker_order,
+                    maker_user,
+                    taker_user,
+                    price_units,
+                    qty,
+                    kind,
+                    taker_side,
+                    maker_fee_micros,
+                    taker_fee_micros,
+                } => {
+                    let kind = wire_name(kind);
+                    changes.trades.entry(*market).or_default().push(TradeBody {
+                        id: trade_uuid(*trade),
+                        price: format_price((*price_units).into()),
+                        qty: i64::try_from(*qty).unwrap_or(i64::MAX),
+                        taker_side: wire_name(taker_side),
+                        kind: kind.clone(),
+                        created_at: rfc3339(i64::try_from(ts).unwrap_or(i64::MAX)),
+                    });
+                    for (user, order, maker, fee_micros) in [
+                        (maker_user, maker_order, true, maker_fee_micros),
+                        (taker_user, taker_order, false, taker_fee_micros),
+                    ] {
+                        changes.orders.entry(*user).or_default().insert(*order);
+                        changes.fills.entry(*user).or_default().push(FillSource {
+                            trade: *trade,
+                            order: *order,
+                            maker,
+                            price_units: *price_units,
+                            qty: *qty,
+                            fee_micros: *fee_micros,
+                            kind: kind.clone(),
+                            ts_micros: ts,
+                        });
+                    }
+                }
+                Event::Position {
+                    user,
+                    market,
+                    position,
+                } => {
+                    let yes = position.yes_free + position.yes_reserved;
+                    let no = position.no_free + position.no_reserved;
+                    changes
+                        .positions
+                        .entry(*user)
+                        .or_default()
+                        .insert(*market, (yes, no));
+                }
+                Event::Balance {
+                    user,
+                    available_micros,
+                    locked_micros,
+                } => {
+                    changes
+                        .balances
+                        .insert(*user, (*available_micros, *locked_micros));
+                }
+                _ => {}
+            }
+        }
+        changes
+    }
+
+    fn render(&mut self, changes: Changes, plan: &mut Plan) {
+        for (market, (book_seq, levels)) in changes.book {
+            let Some(id) = self.markets.get(&market).copied() else {
+                continue;
+            };
+            let topic = Topic::Book(id);
+            let seq = self.next(topic, plan);
+            if seq != book_seq {
+                // The engine's count is the authority (REST depth reports it); follow it.
+                tracing::error!(%topic, seq, book_seq, "book seq out of step with the engine");
+                self.seqs.insert(topic, book_seq);
+                plan.seqs.insert(topic.to_string(), book_seq);
+            }
+            let data = json!({ "changes": levels });
+            push_ready(plan, Kind::Delta, topic, book_seq, &data);
+        }
+        for (market, trades) in changes.trades {
+            let Some(id) = self.markets.get(&market).copied() else {
+                continue;
+            };
+            let topic = Topic::Trades(id);
+            let seq = self.next(topic, plan);
+            let data = json!({ "trades": trades });
+            push_ready(plan, Kind::Event, topic, seq, &data);
+        }
+        for (user, orders) in changes.orders {
+            let Some(id) = self.users.get(&user).copied() else {
+                continue;
+            };
+            let topic = Topic::Orders(id);
+            let seq = self.next(topic, plan);
+            let orders = orders.into_iter().collect();
+            plan.pending.push(Pending::Orders { topic, seq, orders });
+        }
+        for (user, fills) in changes.fills {
+            let Some(id) = self.users.get(&user).copied() else {
+                continue;
+            };
+            let topic = Topic::Fills(id);
+            let seq = self.next(topic, plan);
+            plan.pending.push(Pending::Fills { topic, seq, fills });
+        }
+        for (user, positions) in changes.positions {
+            let Some(id) = self.users.get(&user).copied() else {
+                continue;
+            };
+            let positions: Vec<_> = positions
+                .into_iter()
+                .filter_map(|(market, (yes, no))| {
+                    let market_id = self.markets.get(&market)?;
+                    Some(json!({ "marketId": market_id, "yesShares": yes, "noShares": no }))
+                })
+                .collect();
+            let topic = Topic::Positions(id);
+            let seq = self.next(topic, plan);
+            push_ready(
+                plan,
+                Kind::Event,
+                topic,
+                seq,
+                &json!({ "positions": positions }),
+            );
+        }
+        for (user, (available, locked)) in changes.balances {
+            let Some(id) = self.users.get(&user).copied() else {
+                continue;
+            };
+            let topic = Topic::Balances(id);
+            let seq = self.next(topic, plan);
+            let data =
+                serde_json::to_value(BalanceBody::new(available, locked)).unwrap_or_default();
+            push_ready(plan, Kind::Event, topic, seq, &data);
+        }
+    }
+}
+
+fn push_ready(plan: &mut Plan, kind: Kind, topic: Topic, seq: u64, data: &serde_json::Value) {
+    plan.pending.push(Pending::Ready(Message {
+        topic,
+        seq,
+        text: frame(kind, &topic, seq, false, data).into(),
+    }));
+}
+
+/// The SCREAMING_SNAKE name serde gives an engine enum.
+fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        _ => String::new(),
+    }
+}
+
+const SEQ_UPSERT: &str = "INSERT INTO stream_seqs (topic, seq) VALUES ($1, $2) \
+     ON CONFLICT (topic) DO UPDATE SET seq = excluded.seq";

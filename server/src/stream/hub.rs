@@ -1,0 +1,324 @@
+//! The in-process fan-out: per topic, the recent history and the connections subscribed.
+//!
+//! `publish` hands each message to every subscriber's bounded queue with `try_send`: a full
+//! queue marks that connection slow (its task closes it) and drops it from every topic, so one
+//! slow reader never holds up the publisher or anyone else. The history (the last
+//! `HISTORY_PER_TOPIC` messages of each topic, contiguous in seq) lets a client that
+//! reconnects with `fromSeq` get exactly what it missed. Must never block (one short mutex
+//! section per batch, no awaits) or hand a subscriber a message out of order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{mpsc, Notify};
+
+use super::{Message, Topic};
+
+/// Messages kept per topic for resuming clients.
+pub const HISTORY_PER_TOPIC: usize = 512;
+
+/// What a connection shares with the hub: its queue and the flag that cuts it off.
+#[derive(Clone)]
+pub struct Subscriber {
+    id: u64,
+    queue: mpsc::Sender<Arc<Message>>,
+    slow: Arc<SlowFlag>,
+}
+
+/// Set once when a connection's queue overflowed.
+#[derive(Default)]
+pub struct SlowFlag {
+    set: AtomicBool,
+    notify: Notify,
+}
+
+impl SlowFlag {
+    pub fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the flag is set.
+    pub async fn wait(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    fn set(&self) {
+        self.set.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+}
+
+impl Subscriber {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+/// The connection's side: receives its messages; `slow` says when it was cut off.
+pub struct Inbox {
+    pub messages: mpsc::Receiver<Arc<Message>>,
+    pub slow: Arc<SlowFlag>,
+}
+
+/// What `subscribe` found for a client resuming from `fromSeq`.
+#[derive(Debug)]
+pub enum Resume {
+    /// Exactly the messages after `fromSeq` (possibly none): send them, no snapshot needed.
+    Replay(Vec<Arc<Message>>),
+    /// The history does not reach back that far (or the client asked for no resume).
+    Snapshot,
+}
+
+#[derive(Default)]
+struct TopicState {
+    /// The seq of the last message published on the topic, once one has been seen.
+    last_seq: Option<u64>,
+    history: VecDeque<Arc<Message>>,
+    subscribers: Vec<Subscriber>,
+}
+
+#[derive(Default)]
+struct State {
+    topics: HashMap<Topic, TopicState>,
+    next_id: u64,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    state: Mutex<State>,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // matters more than losing every stream, so recover the guard.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A new connection's inbox, with room for `queue_max` messages.
+    pub fn connect(&self, queue_max: usize) -> (Subscriber, Inbox) {
+        let (queue, messages) = mpsc::channel(queue_max.max(1));
+        let slow = Arc::new(SlowFlag::default());
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        let subscriber = Subscriber {
+            id,
+            queue,
+            slow: slow.clone(),
+        };
+        (subscriber, Inbox { messages, slow })
+    }
+
+    /// Adds `subscriber` to `topic` (again is harmless) and, for a client that last saw
+    /// `from_seq`, whether the history can replay what came after it.
+    pub fn subscribe(
+        &self,
+        topic: Topic,
+        subscriber: &Subscriber,
+        from_seq: Option<u64>,
+    ) -> Resume {
+        let mut state = self.lock();
+        let entry = state.topics.entry(topic).or_default();
+        if !entry.subscribers.iter().any(|s| s.id == subscriber.id) {
+            entry.subscribers.push(subscriber.clone());
+        }
+        let (Some(from_seq), Some(last_seq)) = (from_seq, entry.last_seq) else {
+            return Resume::Snapshot;
+        };
+        if from_seq > last_seq {
+            return Resume::Snapshot;
+        }
+        if from_seq == last_seq {
+            return Resume::Replay(Vec::new());
+        }
+        match entry.history.front() {
+            Some(first) if first.seq <= from_seq + 1 => Resume::Replay(
+                entry
+                    .history
+                    .iter()
+                    .filter(|message| message.seq > from_seq)
+                    .cloned()
+                    .collect(),
+            ),
+            _ => Resume::Snapshot,
+        }
+    }
+
+    pub fn unsubscribe(&self, topic: Topic, subscriber_id: u64) {
+        let mut state = self.lock();
+        if let Some(entry) = state.topics.get_mut(&topic) {
+            entry.subscribers.retain(|s| s.id != subscriber_id);
+            forget_if_idle(&mut state.topics, topic);
+        }
+    }
+
+    /// Removes a connection from every topic it was on.
+    pub fn disconnect(&self, subscriber_id: u64, topics: impl IntoIterator<Item = Topic>) {
+        for topic in topics {
+            self.unsubscribe(topic, subscriber_id);
+        }
+    }
+
+    /// Appends `messages` (in commit order) to their topics' histories and queues them for
+    /// every subscriber.
+    pub fn publish(&self, messages: &[Arc<Message>]) {
+        let mut cut_off = Vec::new();
+        let mut state = self.lock();
+        for message in messages {
+            let entry = state.topics.entry(message.topic).or_default();
+            if entry.last_seq.is_some_and(|last| message.seq != last + 1) {
+                // A gap (messages lost on the way from the primary): the history can no
+                // longer prove continuity, so it restarts here; subscribers see the gap and
+                // resync.
+                entry.history.clear();
+            }
+            entry.last_seq = Some(message.seq);
+            if entry.history.len() == HISTORY_PER_TOPIC {
+                entry.history.pop_front();
+            }
+            entry.history.push_back(message.clone());
+            entry.subscribers.retain(|subscriber| {
+                match subscriber.queue.try_send(message.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        subscriber.slow.set();
+                        cut_off.push(subscriber.id);
+                        false
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                }
+            });
+        }
+        if !cut_off.is_empty() {
+            for entry in state.topics.values_mut() {
+                entry.subscribers.retain(|s| !cut_off.contains(&s.id));
+            }
+        }
+    }
+
+    /// Subscribers on `topic` (for metrics and tests).
+    pub fn subscriber_count(&self, topic: Topic) -> usize {
+        self.lock()
+            .topics
+            .get(&topic)
+            .map_or(0, |entry| entry.subscribers.len())
+    }
+}
+
+/// Drops a private topic's state once nobody listens: users come and go, and their histories
+/// would otherwise accumulate. Market topics keep theirs for clients that come back.
+fn forget_if_idle(topics: &mut HashMap<Topic, TopicState>, topic: Topic) {
+    if topic.is_private() && topics.get(&topic).is_some_and(|t| t.subscribers.is_empty()) {
+        topics.remove(&topic);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn message(topic: Topic, seq: u64) -> Arc<Message> {
+        Arc::new(Message {
+            topic,
+            seq,
+            text: format!("{seq}").into(),
+        })
+    }
+
+    fn seqs(messages: &[Arc<Message>]) -> Vec<u64> {
+        messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn resume_replays_exactly_what_was_missed_while_the_history_reaches() {
+        let hub = Hub::default();
+        let topic = Topic::Book(Uuid::from_u128(1));
+        let (first, _inbox) = hub.connect(16);
+        assert!(matches!(
+            hub.subscribe(topic, &first, None),
+            Resume::Snapshot
+        ));
+        let published: Vec<_> = (1..=HISTORY_PER_TOPIC as u64 + 10)
+            .map(|seq| message(topic, seq))
+            .collect();
+        hub.publish(&published);
+        let last = HISTORY_PER_TOPIC as u64 + 10;
+        let (second, _inbox2) = hub.connect(16);
+        match hub.subscribe(topic, &second, Some(last - 3)) {
+            Resume::Replay(missed) => assert_eq!(seqs(&missed), vec![last - 2, last - 1, last]),
+            Resume::Snapshot => panic!("should replay"),
+        }
+        assert!(
+            matches!(hub.subscribe(topic, &second, Some(last)), Resume::Replay(m) if m.is_empty())
+        );
+        // Evicted from the history, or from the future: snapshot.
+        assert!(matches!(
+            hub.subscribe(topic, &second, Some(5)),
+            Resume::Snapshot
+        ));
+        assert!(matches!(
+            hub.subscribe(topic, &second, Some(last + 1)),
+            Resume::Snapshot
+        ));
+    }
+
+    #[test]
+    fn a_full_queue_cuts_its_subscriber_off_and_nobody_else() {
+        let hub = Hub::default();
+        let topic = Topic::Trades(Uuid::from_u128(2));
+        let (slow, slow_inbox) = hub.connect(2);
+        let (fast, mut fast_inbox) = hub.connect(64);
+        hub.subscribe(topic, &slow, None);
+        hub.subscribe(topic, &fast, None);
+        hub.publish(&[message(topic, 1), message(topic, 2)]);
+        assert!(!slow_inbox.slow.is_set());
+        hub.publish(&[message(topic, 3)]);
+        assert!(slow_inbox.slow.is_set());
+        assert!(!fast_inbox.slow.is_set());
+        assert_eq!(hub.subscriber_count(topic), 1);
+        for seq in 1..=3 {
+            assert_eq!(fast_inbox.messages.try_recv().map(|m| m.seq), Ok(seq));
+        }
+    }
+
+    #[test]
+    fn a_gap_restarts_the_history_so_no_resume_spans_it() {
+        let hub = Hub::default();
+        let topic = Topic::Fills(Uuid::from_u128(3));
+        let (subscriber, _inbox) = hub.connect(64);
+        hub.subscribe(topic, &subscriber, None);
+        hub.publish(&[message(topic, 1), message(topic, 2), message(topic, 5)]);
+        assert!(matches!(
+            hub.subscribe(topic, &subscriber, Some(1)),
+            Resume::Snapshot
+        ));
+        assert!(
+            matches!(hub.subscribe(topic, &subscriber, Some(4)), Resume::Replay(m) if seqs(&m) == vec![5])
+        );
+    }
+
+    #[test]
+    fn private_topics_are_forgotten_when_their_last_subscriber_leaves() {
+        let hub = Hub::default();
+        let private = Topic::Orders(Uuid::from_u128(4));
+        let public = Topic::Book(Uuid::from_u128(4));
+        let (subscriber, _inbox) = hub.connect(8);
+        hub.subscribe(private, &subscriber, None);
+        hub.subscribe(public, &subscriber, None);
+        hub.publish(&[message(private, 1), message(public, 1)]);
+        hub.disconnect(subscriber.id, [private, public]);
+        assert!(!hub.lock().topics.contains_key(&private));
+        assert!(hub.lock().topics.contains_key(&public));
+    }
+}

@@ -1,0 +1,92 @@
+//! `GET /v1/ws`: the WebSocket endpoint — authentication at the upgrade, the client protocol,
+//! and one task per connection (`connection`).
+//!
+//! A connection may authenticate when it opens (`?token=<access token>`, a bearer or API-key
+//! header, or the session cookie — a cookie only from an allowed `Origin`, since browsers send
+//! it cross-site) or later with `{"op": "auth", "token"}`. Anyone may subscribe to market
+//! topics; private topics need a user and only ever carry that user's data. Every client
+//! mistake is an `{"type": "error", "code", "message"}` frame and the socket stays open. Must
+//! never let a client's input panic the task, nor one connection's backlog affect another.
+
+mod connection;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::header;
+use axum::http::request::Parts;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::http::extractor::{authenticate, by_access_token, ApiQuery, ACCESS_COOKIE};
+use crate::http::{AppState, Error};
+
+/// Largest client frame accepted; every op is far smaller.
+pub const CLIENT_FRAME_BYTES_MAX: usize = 4 * 1024;
+/// Topics one connection may hold at once.
+pub const SUBSCRIPTIONS_MAX: usize = 200;
+/// Close code and reason for a connection whose send queue overflowed.
+pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
+/// Close code for a connection that stopped answering pings.
+pub const CLOSE_IDLE: u16 = 4000;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/ws", get(upgrade))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectQuery {
+    token: Option<String>,
+}
+
+async fn upgrade(
+    State(state): State<AppState>,
+    ws: WebSocketUpgrade,
+    ApiQuery(query): ApiQuery<ConnectQuery>,
+    parts: Parts,
+) -> Result<Response, Error> {
+    let user = connect_user(&state, &parts, query.token.as_deref()).await?;
+    Ok(ws
+        .max_message_size(CLIENT_FRAME_BYTES_MAX)
+        .max_frame_size(CLIENT_FRAME_BYTES_MAX)
+        .on_upgrade(move |socket| connection::run(state, socket, user)))
+}
+
+/// Who opens the connection, if anyone: a bad credential fails the upgrade with a 401 rather
+/// than quietly opening an anonymous socket.
+async fn connect_user(
+    state: &AppState,
+    parts: &Parts,
+    token: Option<&str>,
+) -> Result<Option<Uuid>, Error> {
+    if let Some(token) = token {
+        return Ok(Some(by_access_token(state, token).await?.user_id));
+    }
+    let headers = &parts.headers;
+    if headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key") {
+        return Ok(Some(authenticate(parts, state).await?.user_id));
+    }
+    let jar = CookieJar::from_headers(headers);
+    let Some(cookie) = jar.get(ACCESS_COOKIE) else {
+        return Ok(None);
+    };
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let allowed = origin.to_str().is_ok_and(|origin| {
+            state
+                .config
+                .cors_allowed_origins
+                .iter()
+                .any(|allowed| allowed == origin)
+        });
+        if !allowed {
+            return Err(Error::Forbidden(
+                "cookie authentication is only accepted from an allowed Origin",
+            ));
+        }
+    }
+    Ok(Some(by_access_token(state, cookie.value()).await?.user_id))
+}
