@@ -138,14 +138,18 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
 }
 
 /// Stops the sequencer (draining and committing its queue), then lets the publisher send
-/// what was committed, then stops the stream tasks.
+/// what was committed, then stops the stream tasks. A gateway's relay just stops.
 async fn stop_engine_side(
     sequencer: Option<(SequencerTask, RecoveryReport)>,
     streams: Vec<JoinHandle<()>>,
 ) {
-    if let Some((task, _)) = sequencer {
-        task.shutdown().await;
-    }
+    let Some((task, _)) = sequencer else {
+        for join in streams {
+            join.abort();
+        }
+        return;
+    };
+    task.shutdown().await;
     for join in streams {
         let abort = join.abort_handle();
         if tokio::time::timeout(STREAMS_DRAIN, join).await.is_err() {

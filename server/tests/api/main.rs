@@ -7,6 +7,7 @@ mod authorization;
 mod cors;
 mod demo;
 mod durability;
+mod gateway;
 mod helpers;
 mod hostile_input;
 mod idempotency;

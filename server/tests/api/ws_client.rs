@@ -29,9 +29,13 @@ pub enum Ended {
 
 impl WsClient {
     pub async fn connect(app: &TestApp, token: Option<&str>) -> WsClient {
+        WsClient::connect_to(app.addr, token).await
+    }
+
+    pub async fn connect_to(addr: std::net::SocketAddr, token: Option<&str>) -> WsClient {
         let url = match token {
-            Some(token) => format!("ws://{}/v1/ws?token={token}", app.addr),
-            None => format!("ws://{}/v1/ws", app.addr),
+            Some(token) => format!("ws://{addr}/v1/ws?token={token}"),
+            None => format!("ws://{addr}/v1/ws"),
         };
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await

@@ -1,0 +1,154 @@
+//! A read-only gateway (no engine) behind real Redis serves the primary's streams — the same
+//! frames with the same seqs — and the same REST reads, and refuses writes. Needs
+//! `TEST_REDIS_URL` (CI sets it); without it the tests print a notice and pass.
+
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use server::app::Server;
+use server::config::Role;
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app_with, Backend};
+use crate::ws_client::WsClient;
+
+crate::on_both_databases!(a_gateway_through_redis_serves_the_primarys_streams_and_reads);
+
+/// Waits until someone listens on `channel` (the gateway's relay), so no early batch is lost.
+async fn relay_listening(redis_url: &str, channel: &str) {
+    let client = redis::Client::open(redis_url).expect("redis url");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to TEST_REDIS_URL");
+    for _ in 0..100 {
+        let (_, listeners): (String, i64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query_async(&mut connection)
+            .await
+            .map(|mut pairs: Vec<(String, i64)>| pairs.remove(0))
+            .expect("PUBSUB NUMSUB");
+        if listeners > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the gateway never subscribed to {channel}");
+}
+
+/// Every frame `client` receives until it has been quiet for a while.
+async fn drain(client: &mut WsClient) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Some(frame) = client.try_next(Duration::from_millis(1_500)).await {
+        frames.push(frame);
+    }
+    frames
+}
+
+async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: Backend) {
+    let Ok(redis_url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("TEST_REDIS_URL is not set: skipping a Redis test");
+        return;
+    };
+    let channel = format!("predex-test-{}", Uuid::new_v4().simple());
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.streams.redis_url = Some(redis_url.clone());
+        config.streams.redis_channel = channel.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    let mut gateway_config = app.config.clone();
+    gateway_config.streams.role = Role::Gateway;
+    gateway_config.admin = None;
+    let gateway: Server = server::app::start(gateway_config)
+        .await
+        .expect("gateway starts");
+    let gateway_addr = gateway.local_addr();
+    relay_listening(&redis_url, &channel).await;
+
+    let (_admin, market, alice, bob) = app.market_with_two_traders("100000").await;
+    let id = market["id"].as_str().unwrap().to_owned();
+    let topics = [
+        format!("book:{id}"),
+        format!("trades:{id}"),
+        format!("ticker:{id}"),
+    ];
+    let mut on_primary = WsClient::connect(&app, Some(&alice)).await;
+    let mut on_gateway = WsClient::connect_to(gateway_addr, Some(&alice)).await;
+    for client in [&mut on_primary, &mut on_gateway] {
+        for topic in topics
+            .iter()
+            .map(String::as_str)
+            .chain(["orders", "fills", "balances"])
+        {
+            client
+                .send(json!({ "op": "subscribe", "topic": topic }))
+                .await;
+        }
+    }
+
+    // Both answer every subscription (the snapshots included) before the flow starts.
+    let mut initial = Vec::new();
+    for client in [&mut on_primary, &mut on_gateway] {
+        let mut frames = Vec::new();
+        while frames.len() < 11 {
+            frames.push(client.next().await);
+        }
+        initial.push(frames);
+    }
+    assert_eq!(initial[0], initial[1]);
+
+    let mut rng = StdRng::seed_from_u64(11);
+    for step in 0..40 {
+        let who = if step % 2 == 0 { &alice } else { &bob };
+        let order = json!({
+            "marketId": id, "type": "LIMIT", "side": "BUY",
+            "outcome": if rng.gen_bool(0.5) { "YES" } else { "NO" },
+            "price": format!("0.{:02}", rng.gen_range(45..=55)), "qty": rng.gen_range(1..=9),
+        });
+        let placed = app.post("/v1/orders", Some(who), order).await;
+        assert_eq!(placed.status(), StatusCode::CREATED);
+    }
+    let from_primary = drain(&mut on_primary).await;
+    let from_gateway = drain(&mut on_gateway).await;
+    assert!(from_primary.len() > 80, "{}", from_primary.len());
+    assert!(from_primary.iter().any(|frame| frame["topic"] == "fills"));
+    assert_eq!(from_gateway, from_primary);
+
+    // REST reads on the gateway come from the database and agree with the primary.
+    let gateway_url = |path: &str| format!("http://{gateway_addr}{path}");
+    for path in [
+        format!("/v1/markets/{id}/book"),
+        format!("/v1/markets/{id}/trades"),
+        format!("/v1/markets/{id}/ticker"),
+    ] {
+        let primary: Value = app.get(&path, None).await.json().await.unwrap();
+        let read = app.client.get(gateway_url(&path)).send().await.unwrap();
+        assert_eq!(read.status(), StatusCode::OK, "{path}");
+        assert_eq!(read.json::<Value>().await.unwrap(), primary, "{path}");
+    }
+    // Writes are refused with a clear code, and nothing changes.
+    let refused = app
+        .client
+        .post(gateway_url("/v1/orders"))
+        .bearer_auth(&alice)
+        .json(
+            &json!({ "marketId": id, "side": "BUY", "outcome": "YES", "type": "LIMIT",
+                       "price": "0.10", "qty": 1 }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "READ_ONLY");
+    let ready = app.client.get(gateway_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    gateway.shutdown().await;
+}
