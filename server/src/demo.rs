@@ -79,7 +79,7 @@ pub async fn seed(state: &AppState) -> Result<Demo, Error> {
 }
 
 /// A user by email, created (and credited `dollars`) when missing; its engine account either way.
-async fn account(
+pub async fn account(
     state: &AppState,
     email: &str,
     password: &str,
@@ -113,7 +113,7 @@ async fn account(
     Ok((user.id, engine_user))
 }
 
-async fn market(state: &AppState, slug: &str, question: &str) -> Result<MarketId, Error> {
+pub async fn market(state: &AppState, slug: &str, question: &str) -> Result<MarketId, Error> {
     if let Some(market) = markets::find(&state.db, slug).await? {
         return Ok(market.engine_id);
     }

@@ -59,15 +59,28 @@ pub fn spawn(
     let task_metrics = metrics.clone();
     let join = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
-            let messages = complete(&db, pending).await;
-            hub.publish(&messages);
-            if let Some(redis) = &redis {
-                redis.send(&messages);
+            // What the events said completely goes out at once; orders, fills and tickers
+            // (rendered from rows) follow. Each topic's messages are all of one kind, so
+            // every topic stays in order.
+            let (ready, rest): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|item| matches!(item, Pending::Ready(_)));
+            let mut published = 0;
+            for part in [ready, rest] {
+                if part.is_empty() {
+                    continue;
+                }
+                let messages = complete(&db, part).await;
+                hub.publish(&messages);
+                if let Some(redis) = &redis {
+                    redis.send(&messages);
+                }
+                published += messages.len() as u64;
             }
             task_metrics.stream_backlog.fetch_sub(1, Ordering::Relaxed);
             task_metrics
                 .stream_messages_total
-                .fetch_add(messages.len() as u64, Ordering::Relaxed);
+                .fetch_add(published, Ordering::Relaxed);
         }
     });
     (Publisher { batches, metrics }, join)

@@ -26,6 +26,8 @@ use crate::http::{AppState, Error};
 use crate::stream::hub::{Inbox, Resume, SlowFlag, Subscriber};
 use crate::stream::{frame, snapshot, Kind, Message, Topic};
 
+/// Queued messages written out together at most (bounds the time between reads of the socket).
+const FORWARD_BATCH_MAX: usize = 256;
 /// How long the closing handshake may take before the socket is simply dropped.
 const CLOSE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -126,7 +128,7 @@ impl Connection {
                         Some(Err(_)) | None => Err(End::Gone),
                     }
                 }
-                Some(message) = inbox.messages.recv() => self.forward(&message).await,
+                Some(message) = inbox.messages.recv() => self.forward_queued(message, &mut inbox).await,
                 _ = ping.tick() => {
                     if heard.elapsed() > idle_timeout {
                         return End::Close(CLOSE_IDLE, "no pong: connection idle too long");
@@ -142,12 +144,40 @@ impl Connection {
 
     /// Sends one frame unless the connection is cut off first.
     async fn send(&mut self, frame: Frame) -> Result<(), End> {
+        self.feed(frame).await?;
+        self.flush().await
+    }
+
+    /// Queues a frame in the socket's write buffer (written out when it fills or on `flush`).
+    async fn feed(&mut self, frame: Frame) -> Result<(), End> {
         let slow = self.slow.clone();
         tokio::select! {
             biased;
             _ = slow.wait() => Err(End::Close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")),
-            sent = self.sink.send(frame) => sent.map_err(|_| End::Gone),
+            fed = self.sink.feed(frame) => fed.map_err(|_| End::Gone),
         }
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        let slow = self.slow.clone();
+        tokio::select! {
+            biased;
+            _ = slow.wait() => Err(End::Close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")),
+            flushed = self.sink.flush() => flushed.map_err(|_| End::Gone),
+        }
+    }
+
+    /// Forwards `first` and whatever else is already queued, then writes them out together:
+    /// under load one write carries many messages instead of one system call each.
+    async fn forward_queued(&mut self, first: Arc<Message>, inbox: &mut Inbox) -> Result<(), End> {
+        self.forward(&first).await?;
+        for _ in 1..FORWARD_BATCH_MAX {
+            match inbox.messages.try_recv() {
+                Ok(message) => self.forward(&message).await?,
+                Err(_) => break,
+            }
+        }
+        self.flush().await
     }
 
     async fn send_json(&mut self, value: serde_json::Value) -> Result<(), End> {
@@ -260,7 +290,7 @@ impl Connection {
                 for message in missed {
                     self.forward(&message).await?;
                 }
-                Ok(())
+                self.flush().await
             }
             Resume::Snapshot => self.snapshot(topic, from_seq, true).await,
         }
@@ -323,7 +353,7 @@ impl Connection {
         }
         if message.seq == *last + 1 {
             *last = message.seq;
-            return self.send(Frame::Text(message.text.clone())).await;
+            return self.feed(Frame::Text(message.text.clone())).await;
         }
         tracing::info!(topic = %message.topic, last = *last, seq = message.seq, "stream gap; resyncing");
         self.snapshot(message.topic, None, false).await
