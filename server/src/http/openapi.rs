@@ -435,6 +435,21 @@ mod tests {
         }
     }
 
+    /// An optional body may be left out but is never `null` (`OptionalJson` refuses it).
+    #[test]
+    fn no_request_body_offers_null() {
+        let document = document();
+        for (path, method, operation) in operations(&document) {
+            let Some(content) = operation["requestBody"]["content"].as_object() else {
+                continue;
+            };
+            for media in content.values() {
+                let schema = media["schema"].to_string();
+                assert!(!schema.contains(r#""null""#), "{method} {path}: {schema}");
+            }
+        }
+    }
+
     #[test]
     fn the_info_names_the_crate_version_and_the_license() {
         let document = document();

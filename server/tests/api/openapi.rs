@@ -568,4 +568,12 @@ async fn errors(app: &TestApp, spec: &mut Spec, admin: &str) {
         .await;
     let malformed = app.get("/v1/markets?limit=many", None).await;
     spec.check(Method::GET, "/v1/markets", malformed).await;
+    // An optional body may be left out, but it is never `null`.
+    let null = app
+        .post("/v1/orders/cancel-all", Some(admin), Value::Null)
+        .await;
+    let null = spec
+        .check(Method::POST, "/v1/orders/cancel-all", null)
+        .await;
+    assert_eq!(null["error"]["code"], "BAD_REQUEST");
 }
