@@ -1,6 +1,7 @@
 //! `server` binary: load `.env`, read and validate the configuration, start (with `--demo`, also
-//! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM. Everything else lives in the
-//! library.
+//! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM. `--openapi` prints the API's
+//! OpenAPI document and exits, touching no configuration or database. Everything else lives in
+//! the library.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,10 @@ use server::config::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args().any(|arg| arg == "--openapi") {
+        println!("{}", server::http::openapi::pretty_json());
+        return ExitCode::SUCCESS;
+    }
     let _ = dotenvy::dotenv();
     let config = match Config::from_env() {
         Ok(config) => config,

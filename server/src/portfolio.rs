@@ -15,29 +15,36 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use engine::units::{MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE, PRICE_SCALE};
 use engine::{MarketId, Op, UserId};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::format_cash;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
-use crate::http::page::{paged, Page, PageQuery, Paged};
+use crate::http::openapi::{
+    BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge,
+    Unauthenticated, Unavailable, Unprocessable, UnsupportedMediaType,
+};
+use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
+use crate::http::schema::{AveragePrice, Cash, MidPrice};
 use crate::http::{AppState, Error};
-use crate::markets::{self, data::format_half_units};
+use crate::markets::{self, data::format_half_units, MarketPath};
 use crate::sequencer::{Read, ReadAnswer, SequencerError};
 use crate::users::{self, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/portfolio/positions", get(positions))
-        .route("/portfolio/settlements", get(settlements))
-        .route("/markets/{id}/split", post(split))
-        .route("/markets/{id}/merge", post(merge))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(positions))
+        .routes(routes!(settlements))
+        .routes(routes!(split))
+        .routes(routes!(merge))
 }
 
 /// One outcome's holding as replayed from fills.
@@ -113,20 +120,33 @@ impl Holding {
     }
 }
 
-#[derive(Serialize)]
+/// The caller's holding in one market, with its cost and profit.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Position)]
 pub struct PositionBody {
     market_id: Uuid,
+    /// Held, including those reserved by resting sell orders.
     yes_shares: i64,
     no_shares: i64,
+    /// Weighted average cost per share, fees included; null without shares.
+    #[schema(value_type = Option<AveragePrice>, required = true)]
     yes_avg_cost: Option<String>,
+    #[schema(value_type = Option<AveragePrice>, required = true)]
     no_avg_cost: Option<String>,
+    #[schema(value_type = Cash)]
     realized_pnl: String,
+    /// The shares at the mark minus their cost; null without a mark.
+    #[schema(value_type = Option<Cash>, required = true)]
     unrealized_pnl: Option<String>,
+    /// The YES mid, else the last trade; null for a resolved market or one never traded.
+    #[schema(value_type = Option<MidPrice>, required = true)]
     mark_price: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Every market the caller holds or held shares in (one page).
+#[derive(Serialize, ToSchema)]
+#[schema(as = Positions)]
 struct PositionsBody {
     data: Vec<PositionBody>,
 }
@@ -261,6 +281,19 @@ async fn mark_x2(state: &AppState, market: i64) -> Result<Option<i64>, Error> {
     Ok(last.map(|units| units * 2))
 }
 
+/// The caller's positions.
+#[utoipa::path(
+    get,
+    path = "/portfolio/positions",
+    operation_id = "listPositions",
+    tag = "portfolio",
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The caller's positions, by market.", body = PositionsBody),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn positions(
     State(state): State<AppState>,
@@ -333,9 +366,10 @@ pub async fn positions_of(
     Ok(data)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConvertRequest {
+    /// YES/NO pairs.
     qty: u64,
 }
 
@@ -372,6 +406,30 @@ async fn convert_shares(
         .ok_or_else(|| Error::internal("a conversion without a position"))
 }
 
+/// Buys `qty` YES/NO pairs for 1.00 each from the caller's cash.
+#[utoipa::path(
+    post,
+    path = "/markets/{id}/split",
+    operation_id = "splitShares",
+    tag = "portfolio",
+    params(MarketPath, IdempotencyKey),
+    request_body = ConvertRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The caller's position in the market after it.",
+            body = PositionBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn split(
     State(state): State<AppState>,
@@ -382,6 +440,30 @@ async fn split(
     convert_shares(state, auth, id, body.qty, true).await
 }
 
+/// Redeems `qty` YES/NO pairs for 1.00 each.
+#[utoipa::path(
+    post,
+    path = "/markets/{id}/merge",
+    operation_id = "mergeShares",
+    tag = "portfolio",
+    params(MarketPath, IdempotencyKey),
+    request_body = ConvertRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The caller's position in the market after it.",
+            body = PositionBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn merge(
     State(state): State<AppState>,
@@ -392,17 +474,40 @@ async fn merge(
     convert_shares(state, auth, id, body.qty, false).await
 }
 
-#[derive(Serialize)]
+/// What a market's resolution paid the caller.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Settlement)]
 struct SettlementBody {
     market_id: Uuid,
+    /// Shares held when the market resolved.
     yes_shares: i64,
     no_shares: i64,
+    #[schema(value_type = Cash)]
     payout: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
+page_schema!(SettlementPage of SettlementBody);
+
 /// The caller's settlements, newest first (keyed by the resolving command's sequence number).
+#[utoipa::path(
+    get,
+    path = "/portfolio/settlements",
+    operation_id = "listSettlements",
+    tag = "portfolio",
+    params(PageQuery),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's settlements.",
+            body = SettlementPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn settlements(
     State(state): State<AppState>,

@@ -9,53 +9,95 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use engine::{Event, Op};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{format_cash, parse_transfer_amount};
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
-use crate::http::page::{paged, Page, PageQuery, Paged};
+use crate::http::openapi::{
+    BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, PayloadTooLarge, Unauthenticated,
+    Unavailable, Unprocessable, UnsupportedMediaType,
+};
+use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
+use crate::http::schema::{Cash, CashInput, TransferKind};
 use crate::http::{AppState, Error};
 use crate::ids::transfer_uuid;
 use crate::sequencer::{Applied, Subject};
 use crate::users::{self, rfc3339};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/transfers/deposit", post(deposit))
-        .route("/transfers/withdraw", post(withdraw))
-        .route("/transfers/faucet", post(faucet))
-        .route("/portfolio/balance", get(balance))
-        .route("/portfolio/transfers", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(deposit))
+        .routes(routes!(withdraw))
+        .routes(routes!(faucet))
+        .routes(routes!(balance))
+        .routes(routes!(list))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct DepositRequest {
+    /// The user to credit.
+    #[schema(format = Uuid)]
     user_id: String,
+    #[schema(value_type = CashInput)]
     amount: String,
 }
 
 /// `{amount}`: a withdrawal or a faucet request.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AmountRequest)]
 struct WithdrawRequest {
+    #[schema(value_type = CashInput)]
     amount: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Transfer)]
 pub struct TransferBody {
     pub id: Uuid,
+    #[schema(value_type = TransferKind)]
     pub kind: &'static str,
+    #[schema(value_type = Cash)]
     pub amount: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
+page_schema!(TransferPage of TransferBody);
+
+/// Credits a user's cash (admin only).
+#[utoipa::path(
+    post,
+    path = "/transfers/deposit",
+    operation_id = "deposit",
+    tag = "transfers",
+    params(IdempotencyKey),
+    request_body = DepositRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 201, description = "The committed deposit.", body = TransferBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`NOT_FOUND`: no such user.", body = ErrorBody),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
 async fn deposit(
     State(state): State<AppState>,
@@ -78,6 +120,29 @@ async fn deposit(
     transfer_answer(applied, "DEPOSIT")
 }
 
+/// Takes cash out of the caller's available balance.
+#[utoipa::path(
+    post,
+    path = "/transfers/withdraw",
+    operation_id = "withdraw",
+    tag = "transfers",
+    params(IdempotencyKey),
+    request_body = WithdrawRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 201, description = "The committed withdrawal.", body = TransferBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, description = "`VALIDATION_FAILED`, `IDEMPOTENCY_KEY_REUSED`, or \
+            `INSUFFICIENT_FUNDS` when the available balance does not cover it.", body = ErrorBody),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn withdraw(
     State(state): State<AppState>,
@@ -94,6 +159,31 @@ async fn withdraw(
     transfer_answer(applied, "WITHDRAWAL")
 }
 
+/// Credits the caller test cash, up to `FAUCET_MAX_AMOUNT` a call: only on deployments that
+/// set it (a 404 everywhere else).
+#[utoipa::path(
+    post,
+    path = "/transfers/faucet",
+    operation_id = "faucet",
+    tag = "transfers",
+    params(IdempotencyKey),
+    request_body = WithdrawRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 201, description = "The committed credit (kind `FAUCET`).", body = TransferBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`NOT_FOUND`: this deployment has no faucet.",
+            body = ErrorBody),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn faucet(
     State(state): State<AppState>,
@@ -144,10 +234,16 @@ fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResp
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Balance)]
 pub struct BalanceBody {
+    /// Free to trade or withdraw.
+    #[schema(value_type = Cash)]
     available: String,
+    /// Held by resting buy orders.
+    #[schema(value_type = Cash)]
     locked: String,
+    #[schema(value_type = Cash)]
     total: String,
 }
 
@@ -161,6 +257,19 @@ impl BalanceBody {
     }
 }
 
+/// The caller's cash, as of the last committed command.
+#[utoipa::path(
+    get,
+    path = "/portfolio/balance",
+    operation_id = "getBalance",
+    tag = "portfolio",
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The caller's cash.", body = BalanceBody),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn balance(
     State(state): State<AppState>,
@@ -187,6 +296,22 @@ pub async fn balance_of(db: &crate::db::Db, user_id: Uuid) -> Result<BalanceBody
 }
 
 /// The caller's deposits and withdrawals, newest first (keyed by their sequence number).
+#[utoipa::path(
+    get,
+    path = "/portfolio/transfers",
+    operation_id = "listTransfers",
+    tag = "portfolio",
+    params(PageQuery),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's transfers.",
+            body = TransferPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn list(
     State(state): State<AppState>,

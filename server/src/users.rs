@@ -8,13 +8,15 @@
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{is_unique_violation, now_micros, Db};
 use crate::domain::{Email, FullName};
 use crate::http::Error;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// What an account may do: admins also create and drive markets and deposit cash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -49,13 +51,17 @@ pub struct User {
 }
 
 /// `GET /v1/me` and the `user` of auth answers.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 pub struct UserBody {
     pub id: Uuid,
+    /// Trimmed and lower-cased.
+    #[schema(format = Email)]
     pub email: String,
     pub full_name: String,
     pub role: Role,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

@@ -7,16 +7,24 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::session::{random_token, token_hash};
 use crate::db::now_micros;
 use crate::domain::KeyName;
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, AuthUser};
+use crate::http::openapi::{
+    BadRequest, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge, Unauthenticated,
+    Unprocessable, UnsupportedMediaType,
+};
+use crate::http::page::{page_schema, Paged};
 use crate::http::{AppState, Error};
 use crate::users::rfc3339;
 
@@ -26,45 +34,72 @@ pub const KEY_PREFIX: &str = "pdx_";
 /// Characters of the key kept for display (`pdx_` and 8 more).
 const DISPLAY_PREFIX_CHARS: usize = 12;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api-keys", get(list).post(create))
-        .route("/api-keys/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ApiKeyRequest)]
 struct CreateRequest {
+    /// 1 to 64 characters, to tell keys apart.
+    #[schema(min_length = 1, max_length = 64)]
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = CreatedApiKey)]
 struct CreatedKey {
     id: Uuid,
     name: String,
     /// The key itself: shown in this answer only.
+    #[schema(pattern = "^pdx_", example = "pdx_3q2x...")]
     key: String,
+    /// The key's first 12 characters, shown in lists.
     prefix: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = ApiKey)]
 struct KeyBody {
     id: Uuid,
     name: String,
+    /// The key's first 12 characters (the key itself is never shown again).
     prefix: String,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyList {
-    data: Vec<KeyBody>,
-    next_cursor: Option<String>,
-}
+page_schema!(ApiKeyPage of KeyBody);
 
+/// Creates a key for the caller (at most 20 active). Needs a login session.
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    operation_id = "createApiKey",
+    tag = "api-keys",
+    params(IdempotencyKey),
+    request_body = CreateRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = [])),
+    responses(
+        (status = 201, description = "The key, shown this once.", body = CreatedKey),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "`CONFLICT`: 20 active keys already (revoke one first), or \
+            this `Idempotency-Key` still running.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn create(
     State(state): State<AppState>,
@@ -108,8 +143,26 @@ async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
+/// The caller's active keys, oldest first, in one page. Needs a login session.
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    operation_id = "listApiKeys",
+    tag = "api-keys",
+    security(("bearerAuth" = []), ("cookieAuth" = [])),
+    responses(
+        (status = 200, description = "Every active key (`nextCursor` is always null).",
+            body = ApiKeyPage),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
-async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<KeyList>, Error> {
+async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<Paged<KeyBody>>, Error> {
     auth.session()?;
     let rows = sqlx::query(
         "SELECT id, name, prefix, created_at FROM api_keys \
@@ -128,12 +181,29 @@ async fn list(State(state): State<AppState>, auth: AuthUser) -> Result<Json<KeyL
             created_at: rfc3339(row.try_get("created_at")?),
         });
     }
-    Ok(Json(KeyList {
+    // Twenty keys at most: always one page.
+    Ok(Json(Paged {
         data,
         next_cursor: None,
     }))
 }
 
+/// Revokes one of the caller's keys at once. Needs a login session.
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    operation_id = "revokeApiKey",
+    tag = "api-keys",
+    params(("id" = Uuid, Path, description = "The key's id.")),
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = [])),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn revoke(
     State(state): State<AppState>,

@@ -18,43 +18,76 @@ use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{Email, FullName, Password};
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{
     authenticate, check_csrf, ApiJson, AuthMethod, AuthUser, OptionalJson, ACCESS_COOKIE,
     CSRF_COOKIE, REFRESH_COOKIE,
 };
+use crate::http::openapi::{
+    BadRequest, Forbidden, Internal, PayloadTooLarge, RateLimited, Unauthenticated, Unprocessable,
+    UnsupportedMediaType,
+};
 use crate::http::{AppState, Error};
 use crate::users::{self, Role, User, UserBody};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(register))
-        .route("/auth/login", post(login))
-        .route("/auth/refresh", post(refresh))
-        .route("/auth/logout", post(logout))
-        .route("/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
         .merge(api_keys::router())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RegisterRequest {
+    /// Trimmed and lower-cased; one account per address.
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// 12 to 128 characters, not blank, not the email address.
+    #[schema(min_length = 12, max_length = 128)]
     password: String,
+    /// 1 to 100 characters, trimmed.
+    #[schema(min_length = 1, max_length = 100)]
     full_name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = UserAnswer)]
 struct UserEnvelope {
     user: UserBody,
 }
 
+/// Creates an account (role `user`) and its engine account.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    operation_id = "register",
+    tag = "auth",
+    security(()),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The new account.", body = UserEnvelope),
+        (status = 400, response = BadRequest),
+        (status = 409, description = "`CONFLICT`: an account with this email exists.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn register(
     State(state): State<AppState>,
@@ -91,25 +124,51 @@ pub async fn create_user(
     Ok(user)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+/// A session's tokens. The same are set as cookies: the access token (HTTP-only), the refresh
+/// token (HTTP-only, only sent to `/v1/auth`) and the CSRF token (readable by the page).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Tokens)]
 struct TokenResponse {
+    /// A JWT for `Authorization: Bearer`.
     access_token: String,
+    /// Usable once, at `POST /v1/auth/refresh`; a second use revokes the session.
     refresh_token: String,
+    #[schema(value_type = String, pattern = "^Bearer$", example = "Bearer")]
     token_type: &'static str,
     /// Seconds the access token is valid for.
     expires_in: u64,
+    /// The session's CSRF token, for `X-CSRF-Token` on cookie-authenticated writes.
     csrf_token: String,
     user: UserBody,
 }
 
+/// Opens a session. A wrong email and a wrong password get the same answer.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in; the cookies are set too.", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "The access, refresh and CSRF cookies."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
@@ -207,7 +266,8 @@ fn clear_cookies(jar: CookieJar) -> CookieJar {
         .remove(Cookie::build(CSRF_COOKIE).path("/"))
 }
 
-#[derive(Deserialize)]
+/// The refresh token, for clients that do not keep cookies; an empty body uses the cookie.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RefreshRequest {
     #[serde(default)]
@@ -236,6 +296,29 @@ async fn presented_refresh_token(
     Ok(Some(token))
 }
 
+/// Rotates the session's refresh token: the presented one is used up, a new pair is issued.
+/// Presenting a used one again revokes the whole session (and clears the cookies).
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    operation_id = "refreshSession",
+    tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Optional: without it, the \
+        refresh cookie is used (with `X-CSRF-Token`)."),
+    security((), ("refreshCookie" = [], "csrfToken" = [])),
+    responses(
+        (status = 200, description = "A new access token and refresh token; the cookies are set \
+            too.", body = TokenResponse,
+            headers(("Set-Cookie" = String, description = "The access, refresh and CSRF cookies."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`CSRF_FAILED`: the refresh cookie without the session's \
+            `X-CSRF-Token`.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn refresh(
     State(state): State<AppState>,
@@ -267,6 +350,29 @@ async fn refresh(
 
 /// Ends the caller's session: by its access token (bearer or cookie), else by the refresh token
 /// in the body or cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    operation_id = "logout",
+    tag = "auth",
+    request_body(content = Option<RefreshRequest>, description = "Optional: a refresh token \
+        naming the session, when no access token is sent."),
+    security(
+        ("bearerAuth" = []),
+        ("cookieAuth" = [], "csrfToken" = []),
+        ("refreshCookie" = [], "csrfToken" = []),
+        (),
+    ),
+    responses(
+        (status = 204, description = "The session is over, its tokens with it; the cookies are \
+            cleared.", headers(("Set-Cookie" = String, description = "Clears the cookies."))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn logout(
     State(state): State<AppState>,
@@ -295,6 +401,19 @@ async fn logout(
     Ok((clear_cookies(jar), StatusCode::NO_CONTENT))
 }
 
+/// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/me",
+    operation_id = "getMe",
+    tag = "auth",
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = UserBody),
+        (status = 401, response = Unauthenticated),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserBody>, Error> {
     let user = users::by_id(&state.db, auth.user_id)

@@ -9,14 +9,39 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::Reject;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use super::schema::ErrorCode;
 use crate::sequencer::SequencerError;
 
 /// Seconds a client should wait before retrying after `OVERLOADED`.
 const RETRY_AFTER_OVERLOADED_SECS: &str = "1";
 /// Seconds before retrying while writes are stopped (a restart is needed).
 const RETRY_AFTER_UNAVAILABLE_SECS: &str = "30";
+
+/// The body of every error answer: `{"error": {"code", "message", "details"?}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    #[schema(value_type = ErrorCode)]
+    pub code: &'static str,
+    /// For people: wording may change, so clients branch on `code`.
+    pub message: String,
+    /// Present only where there is more to say (a `VALIDATION_FAILED` names its field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<ErrorDetails>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetails {
+    /// The request field (as spelled in the request) that broke a rule.
+    pub field: &'static str,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -133,7 +158,7 @@ impl From<SequencerError> for Error {
 
 impl Error {
     /// The answer's status and its `{"error": ...}` body (internal details logged, not sent).
-    pub fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
+    pub fn status_and_body(&self) -> (StatusCode, ErrorBody) {
         let (status, code) = self.status_and_code();
         let message = if status.is_server_error()
             && !matches!(self, Error::Overloaded | Error::Unavailable)
@@ -143,11 +168,16 @@ impl Error {
         } else {
             self.to_string()
         };
-        let mut body = json!({ "error": { "code": code, "message": message } });
-        if let Error::Validation { field, .. } = self {
-            body["error"]["details"] = json!({ "field": field });
-        }
-        (status, body)
+        let details = match self {
+            Error::Validation { field, .. } => Some(ErrorDetails { field }),
+            _ => None,
+        };
+        let error = ErrorDetail {
+            code,
+            message,
+            details,
+        };
+        (status, ErrorBody { error })
     }
 }
 

@@ -6,12 +6,18 @@
 //! for the configured browser origins wraps them all (preflights never reach a handler). Routes
 //! are grouped by domain (`auth`, `transfers`, ...) and nested under `/v1`; ops endpoints sit at
 //! the root. Unknown paths and methods answer in the same error shape as everything else.
+//!
+//! Every route is declared with utoipa-axum's `routes!`, so the OpenAPI document (`openapi`)
+//! and the router come from the same declarations, composed in one place (`api`). No route may
+//! be added any other way: it would be served undocumented.
 
 pub mod error;
 pub mod extractor;
 mod idempotency;
+pub mod openapi;
 mod ops;
 pub mod page;
+pub mod schema;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -19,7 +25,6 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -27,6 +32,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::Error;
 
@@ -64,18 +71,34 @@ impl Deref for AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
+/// Every route under `/v1`, by domain, each documented where it is declared.
+fn v1_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(crate::auth::router())
         .merge(crate::transfers::router())
         .merge(crate::markets::router())
         .merge(crate::orders::router())
         .merge(crate::portfolio::router())
         .merge(crate::ws::router())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::layer,
-        ));
+}
+
+/// The whole API: `v1` (as given, layered or not) under `/v1`, the ops endpoints at the root.
+/// The router and the document are both split from this, so they cannot disagree.
+fn api(v1: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/v1", v1)
+        .merge(ops::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = v1_routes().layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        idempotency::layer,
+    ));
+    // The layer does not touch the document: this one equals `openapi::document()`.
+    let (api, _) = api(v1).split_for_parts();
+    // Built now, at start, rather than on the first request for it.
+    openapi::json();
     let request_id = HeaderName::from_static("x-request-id");
     let middleware = ServiceBuilder::new()
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -116,12 +139,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ));
     let cors = cors(&state.config.cors_allowed_origins);
-    Router::new()
-        .nest("/v1", v1)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .fallback(|| async { Error::NotFound })
+    api.fallback(|| async { Error::NotFound })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(middleware)
         .layer(cors)

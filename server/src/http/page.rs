@@ -5,6 +5,9 @@
 //! and cutting pages only; it never builds SQL beyond the bound values it hands back.
 
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{IntoParams, ToSchema};
 
 use super::Error;
 
@@ -12,10 +15,14 @@ pub const LIMIT_DEFAULT: i64 = 50;
 pub const LIMIT_MAX: i64 = 500;
 
 /// The query of a list with nothing to filter: `?limit=&cursor=`, nothing else.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// Items per page, from 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
+    /// The `nextCursor` of the previous page; absent for the first.
     pub cursor: Option<String>,
 }
 
@@ -49,12 +56,58 @@ impl Page {
     }
 }
 
+/// One page of a list, newest first.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Paged<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// The schema of a `Paged<T>`, whose `data` refers to `T`'s own schema.
+pub fn schema_of_page<T: ToSchema>() -> RefOr<Schema> {
+    let items = ArrayBuilder::new().items(Ref::from_schema_name(T::name()));
+    let next_cursor = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some("The `cursor` of the next page, or null on the last."));
+    ObjectBuilder::new()
+        .description(Some(format!("One page of `{}`, newest first.", T::name())))
+        .property("data", items)
+        .required("data")
+        .property("nextCursor", next_cursor)
+        .required("nextCursor")
+        .into()
+}
+
+/// Declares `$page` as the document's name for `Paged<$item>`. Utoipa's derive would copy the
+/// item's whole schema into every page type; a named page refers to it instead, so each item
+/// type is defined once and client generators make one model of it.
+macro_rules! page_schema {
+    ($page:ident of $item:ty) => {
+        #[doc = concat!("The document's name for `Paged<", stringify!($item), ">`.")]
+        pub struct $page;
+
+        impl utoipa::PartialSchema for $page {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::http::page::schema_of_page::<$item>()
+            }
+        }
+
+        impl utoipa::ToSchema for $page {
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                let name = <$item as utoipa::ToSchema>::name().into_owned();
+                schemas.push((name, <$item as utoipa::PartialSchema>::schema()));
+                <$item as utoipa::ToSchema>::schemas(schemas);
+            }
+        }
+    };
+}
+pub(crate) use page_schema;
 
 /// Cuts `rows` (fetched with `page.fetch()`, each with its key) into the answer.
 pub fn paged<T>(page: Page, mut rows: Vec<(i64, T)>) -> Paged<T> {

@@ -10,16 +10,20 @@
 //! price.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::data::price_at;
-use super::existing;
+use super::{existing, MarketPath};
 use crate::db::now_micros;
 use crate::domain::{format_price, parse_time_micros};
 use crate::http::extractor::ApiQuery;
+use crate::http::openapi::{BadRequest, Internal, NotFound, Unprocessable};
+use crate::http::schema::{CandleInterval, Price};
 use crate::http::{AppState, Error};
 use crate::users::rfc3339;
 
@@ -28,8 +32,8 @@ pub const CANDLES_MAX: i64 = 1_000;
 const CANDLES_DEFAULT: i64 = 100;
 const MINUTE_MICROS: i64 = 60 * 1_000_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/markets/{id}/candles", get(candles))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(candles))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,27 +88,47 @@ impl Interval {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct CandlesQuery {
+    /// The candle length (default 1h).
+    #[param(value_type = Option<CandleInterval>)]
     interval: Option<String>,
+    /// The first interval's time (default: 100 intervals before `to`); at most 1000 intervals
+    /// per request.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// Exclusive end (default: now; never later than the current interval).
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Candles)]
 struct CandlesBody {
+    #[schema(value_type = CandleInterval)]
     interval: &'static str,
+    /// Oldest first, one per interval from the first trade on.
     candles: Vec<CandleBody>,
 }
 
-#[derive(Serialize)]
+/// One interval's YES prices (open and close from its first and last trade) and volume; an
+/// interval without trades is flat at the previous close with volume 0.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Candle)]
 struct CandleBody {
+    #[schema(format = DateTime)]
     start: String,
+    #[schema(value_type = Price)]
     open: String,
+    #[schema(value_type = Price)]
     high: String,
+    #[schema(value_type = Price)]
     low: String,
+    #[schema(value_type = Price)]
     close: String,
+    /// Shares traded.
     volume: i64,
 }
 
@@ -143,6 +167,22 @@ pub fn fill(traded: &[Traded], first: i64, last: i64, mut prior: Option<i64>) ->
     candles
 }
 
+/// OHLCV candles of the market's YES price, aligned to the Unix epoch (UTC).
+#[utoipa::path(
+    get,
+    path = "/markets/{id}/candles",
+    operation_id = "getCandles",
+    tag = "market-data",
+    security(()),
+    params(MarketPath, CandlesQuery),
+    responses(
+        (status = 200, description = "The candles.", body = CandlesBody),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn candles(
     State(state): State<AppState>,

@@ -8,17 +8,21 @@
 //! is not yet committed.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{existing, Market};
+use super::{existing, Market, MarketPath};
 use crate::db::{now_micros, Db};
 use crate::domain::{format_price, format_rate};
 use crate::http::extractor::ApiQuery;
-use crate::http::page::{paged, Page, PageQuery, Paged};
+use crate::http::openapi::{BadRequest, Internal, NotFound, Unavailable, Unprocessable};
+use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
+use crate::http::schema::{MidPrice, Price, PriceChange, Side, TradeKind};
 use crate::http::{AppState, Error};
 use crate::orders::store::below;
 use crate::sequencer::{Read, ReadAnswer, SequencerError};
@@ -28,31 +32,41 @@ pub const DEPTH_DEFAULT: usize = 20;
 pub const DEPTH_MAX: usize = 500;
 const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/markets/{id}/book", get(book))
-        .route("/markets/{id}/trades", get(trades))
-        .route("/markets/{id}/ticker", get(ticker))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(book))
+        .routes(routes!(trades))
+        .routes(routes!(ticker))
 }
 
-#[derive(Serialize)]
+/// One price level: every share resting at this YES price.
+#[derive(Serialize, ToSchema)]
+#[schema(as = BookLevel)]
 pub struct LevelBody {
+    #[schema(value_type = Price)]
     pub price: String,
     pub qty: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Book)]
 pub struct BookBody {
     pub market_id: Uuid,
+    /// The last `book:{id}` stream message this snapshot includes.
     pub seq: u64,
+    /// Best (highest) first, in YES prices.
     pub bids: Vec<LevelBody>,
+    /// Best (lowest) first, in YES prices.
     pub asks: Vec<LevelBody>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct BookQuery {
+    /// Levels per side, from 1 to 500 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     depth: Option<usize>,
 }
 
@@ -149,6 +163,23 @@ fn levels(levels: &[(u16, u64)]) -> Vec<LevelBody> {
         .collect()
 }
 
+/// The market's order book, as of the last committed command.
+#[utoipa::path(
+    get,
+    path = "/markets/{id}/book",
+    operation_id = "getBook",
+    tag = "market-data",
+    security(()),
+    params(MarketPath, BookQuery),
+    responses(
+        (status = 200, description = "The book.", body = BookBody),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn book(
     State(state): State<AppState>,
@@ -164,17 +195,42 @@ async fn book(
     Ok(Json(book_body(&market, &book)))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Trade)]
 pub struct TradeBody {
     pub id: Uuid,
+    /// In YES terms.
+    #[schema(value_type = Price)]
     pub price: String,
     pub qty: i64,
+    /// The taker's side in YES terms (a taker buying NO sells YES).
+    #[schema(value_type = Side)]
     pub taker_side: String,
+    #[schema(value_type = TradeKind)]
     pub kind: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
+page_schema!(TradePage of TradeBody);
+
+/// The market's trades, newest first.
+#[utoipa::path(
+    get,
+    path = "/markets/{id}/trades",
+    operation_id = "listTrades",
+    tag = "market-data",
+    security(()),
+    params(MarketPath, PageQuery),
+    responses(
+        (status = 200, description = "A page of trades.", body = TradePage),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn trades(
     State(state): State<AppState>,
@@ -228,15 +284,26 @@ pub fn trade_from_row(row: &sqlx::any::AnyRow) -> Result<(i64, TradeBody), Error
 pub const TRADE_COLUMNS: &str =
     "engine_trade_id, id, price_units, qty, taker_side, kind, created_at";
 
-#[derive(Serialize)]
+/// The market at a glance, in YES prices.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Ticker)]
 pub struct TickerBody {
     market_id: Uuid,
+    #[schema(value_type = Option<Price>, required = true)]
     best_bid: Option<String>,
+    #[schema(value_type = Option<Price>, required = true)]
     best_ask: Option<String>,
+    /// Null unless both sides have a level.
+    #[schema(value_type = Option<MidPrice>, required = true)]
     mid: Option<String>,
+    /// The last trade's price; null before the first.
+    #[schema(value_type = Option<Price>, required = true)]
     last: Option<String>,
+    /// Shares traded in the last 24 hours.
     volume24h: i64,
+    /// The last price minus the last price before the 24 hours (or the first within them).
+    #[schema(value_type = Option<PriceChange>, required = true)]
     change24h: Option<String>,
 }
 
@@ -266,6 +333,21 @@ pub(super) async fn price_at(db: &Db, market: i64, at: i64) -> Result<Option<i64
         .map_err(Error::from)
 }
 
+/// The market's best prices, last trade and 24-hour figures.
+#[utoipa::path(
+    get,
+    path = "/markets/{id}/ticker",
+    operation_id = "getTicker",
+    tag = "market-data",
+    security(()),
+    params(MarketPath),
+    responses(
+        (status = 200, description = "The ticker.", body = TickerBody),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn ticker(
     State(state): State<AppState>,

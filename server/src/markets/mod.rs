@@ -13,21 +13,31 @@ pub mod data;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use engine::units::{ORDER_QTY_LIMIT, SLUG_LEN_MAX};
 use engine::{MarketId, MarketParams, Op, Resolution};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::{now_micros, Db};
 use crate::domain::{
     format_price, format_rate, parse_payout_units, parse_rate_bps, parse_time_micros,
 };
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
-use crate::http::page::{paged, Page, Paged};
+use crate::http::openapi::{
+    BadRequest, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge, Unauthenticated,
+    Unavailable, Unprocessable, UnsupportedMediaType,
+};
+use crate::http::page::{page_schema, paged, Page, Paged};
+use crate::http::schema::{
+    FeeRate, FeeRateInput, MarketState, PayoutInput, Price, ResolutionOutcome, TickSize,
+};
 use crate::http::{AppState, Error};
 use crate::sequencer::Subject;
 use crate::users::rfc3339;
@@ -37,14 +47,14 @@ pub const DESCRIPTION_CHARS_MAX: usize = 5_000;
 /// Longest `?q=` search text.
 pub const SEARCH_CHARS_MAX: usize = 100;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/markets", get(list).post(create))
-        .route("/markets/{id}", get(show))
-        .route("/markets/{id}/halt", post(halt))
-        .route("/markets/{id}/resume", post(resume))
-        .route("/markets/{id}/close", post(close))
-        .route("/markets/{id}/resolve", post(resolve))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
+        .routes(routes!(halt))
+        .routes(routes!(resume))
+        .routes(routes!(close))
+        .routes(routes!(resolve))
         .merge(data::router())
         .merge(candles::router())
 }
@@ -123,30 +133,50 @@ pub async fn existing(db: &Db, id_or_slug: &str) -> Result<Market, Error> {
     find(db, id_or_slug).await?.ok_or(Error::NotFound)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = MarketResolution)]
 pub struct ResolutionBody {
+    #[schema(value_type = ResolutionOutcome)]
     outcome: String,
+    /// What one YES share paid (a NO share paid the rest of 1.00).
+    #[schema(value_type = Price)]
     yes_payout: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Market)]
 pub struct MarketBody {
     id: Uuid,
+    /// Unique; usable in place of the id in paths.
+    #[schema(pattern = "^[a-z0-9-]{1,64}$", example = "rain-tomorrow")]
     slug: String,
     question: String,
     description: String,
+    #[schema(value_type = MarketState)]
     state: String,
+    #[schema(value_type = TickSize)]
     tick_size: String,
+    /// The smallest order, in shares.
     min_qty: i64,
+    /// The largest order, in shares.
     max_qty: i64,
+    #[schema(value_type = FeeRate)]
     maker_fee_rate: String,
+    #[schema(value_type = FeeRate)]
     taker_fee_rate: String,
+    /// When trading stops by itself, if ever.
+    #[schema(format = DateTime, required = true)]
     closes_at: Option<String>,
+    /// Null until the market resolves.
+    #[schema(required = true)]
     resolution: Option<ResolutionBody>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
+
+page_schema!(MarketPage of MarketBody);
 
 impl From<&Market> for MarketBody {
     fn from(market: &Market) -> MarketBody {
@@ -175,22 +205,40 @@ impl From<&Market> for MarketBody {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = MarketRequest)]
 struct CreateRequest {
+    /// 1 to 64 characters of a-z, 0-9 and -; unique.
+    #[schema(pattern = "^[a-z0-9-]{1,64}$", example = "rain-tomorrow")]
     slug: String,
+    /// 1 to 300 characters.
+    #[schema(min_length = 1, max_length = 300)]
     question: String,
+    /// Up to 5000 characters (default empty).
     #[serde(default)]
+    #[schema(max_length = 5000)]
     description: String,
+    #[schema(value_type = TickSize)]
     tick_size: String,
+    /// The smallest order in shares (default 1).
     #[serde(default = "qty_min_default")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     min_qty: u64,
+    /// The largest order in shares, at least `minQty` (default 1000000).
     #[serde(default = "qty_max_default")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     max_qty: u64,
+    /// Default 0; negative is a rebate, no larger than the taker rate.
     #[serde(default = "rate_default")]
+    #[schema(value_type = FeeRateInput)]
     maker_fee_rate: String,
+    /// Default 0.
     #[serde(default = "rate_default")]
+    #[schema(value_type = FeeRateInput)]
     taker_fee_rate: String,
+    /// In the future; trading closes by itself then.
+    #[schema(format = DateTime)]
     closes_at: Option<String>,
 }
 
@@ -288,6 +336,29 @@ fn parse_create(body: CreateRequest) -> Result<(MarketParams, String, String), E
     Ok((params, question, description))
 }
 
+/// Creates a market, open for trading (admin only).
+#[utoipa::path(
+    post,
+    path = "/markets",
+    operation_id = "createMarket",
+    tag = "markets",
+    params(IdempotencyKey),
+    request_body = CreateRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 201, description = "The new market.", body = MarketBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, description = "`SLUG_TAKEN`, or this `Idempotency-Key` still running.",
+            body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
 async fn create(
     State(state): State<AppState>,
@@ -311,6 +382,20 @@ async fn create(
     Ok((StatusCode::CREATED, Json(MarketBody::from(&market))))
 }
 
+/// One market, by id or slug.
+#[utoipa::path(
+    get,
+    path = "/markets/{id}",
+    operation_id = "getMarket",
+    tag = "markets",
+    security(()),
+    params(MarketPath),
+    responses(
+        (status = 200, description = "The market.", body = MarketBody),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<AppState>,
@@ -320,12 +405,30 @@ async fn show(
     Ok(Json(MarketBody::from(&market)))
 }
 
-#[derive(Deserialize)]
+/// The `{id}` of a market's paths.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MarketPath {
+    /// The market's id (a UUID) or its slug.
+    #[param(example = "rain-tomorrow")]
+    pub id: String,
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only markets in this state (any case).
+    #[param(value_type = Option<MarketState>)]
     state: Option<String>,
+    /// Only markets whose question or slug contains this text (any case; at most 100
+    /// characters).
+    #[param(max_length = 100)]
     q: Option<String>,
+    /// Items per page, from 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The `nextCursor` of the previous page; absent for the first.
     cursor: Option<String>,
 }
 
@@ -343,6 +446,21 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
+/// Markets, newest first.
+#[utoipa::path(
+    get,
+    path = "/markets",
+    operation_id = "listMarkets",
+    tag = "markets",
+    security(()),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of markets.", body = MarketPage),
+        (status = 400, response = BadRequest),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<AppState>,
@@ -427,6 +545,27 @@ async fn transition(
     Ok(Json(MarketBody::from(&market)))
 }
 
+/// Halts trading: orders rest untouched, nothing new trades (admin only).
+#[utoipa::path(
+    post,
+    path = "/markets/{id}/halt",
+    operation_id = "haltMarket",
+    tag = "markets",
+    params(MarketPath, IdempotencyKey),
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The market after the change.", body = MarketBody),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`INVALID_MARKET_TRANSITION` (not from this state), or \
+            this `Idempotency-Key` still running.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
 async fn halt(
     State(state): State<AppState>,
@@ -436,6 +575,27 @@ async fn halt(
     transition(&state, &auth, &id, |market| Op::HaltMarket { market }).await
 }
 
+/// Resumes trading in a halted market (admin only).
+#[utoipa::path(
+    post,
+    path = "/markets/{id}/resume",
+    operation_id = "resumeMarket",
+    tag = "markets",
+    params(MarketPath, IdempotencyKey),
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The market after the change.", body = MarketBody),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`INVALID_MARKET_TRANSITION` (not from this state), or \
+            this `Idempotency-Key` still running.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
 async fn resume(
     State(state): State<AppState>,
@@ -445,6 +605,27 @@ async fn resume(
     transition(&state, &auth, &id, |market| Op::ResumeMarket { market }).await
 }
 
+/// Stops trading for good and cancels resting orders, ahead of resolution (admin only).
+#[utoipa::path(
+    post,
+    path = "/markets/{id}/close",
+    operation_id = "closeMarket",
+    tag = "markets",
+    params(MarketPath, IdempotencyKey),
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The market after the change.", body = MarketBody),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`INVALID_MARKET_TRANSITION` (not from this state), or \
+            this `Idempotency-Key` still running.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
 async fn close(
     State(state): State<AppState>,
@@ -454,10 +635,13 @@ async fn close(
     transition(&state, &auth, &id, |market| Op::CloseMarket { market }).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ResolveRequest {
+    #[schema(value_type = ResolutionOutcome)]
     outcome: String,
+    /// Only for SPLIT (and required there): what one YES share pays.
+    #[schema(value_type = Option<PayoutInput>)]
     yes_payout: Option<String>,
 }
 
@@ -477,6 +661,30 @@ fn parse_resolution(body: &ResolveRequest) -> Result<Resolution, Error> {
     }
 }
 
+/// Resolves the market: resting orders are cancelled and every share is paid out (admin only).
+#[utoipa::path(
+    post,
+    path = "/markets/{id}/resolve",
+    operation_id = "resolveMarket",
+    tag = "markets",
+    params(MarketPath, IdempotencyKey),
+    request_body = ResolveRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The resolved market.", body = MarketBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, description = "`INVALID_MARKET_TRANSITION` (already resolved), or this \
+            `Idempotency-Key` still running.", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(admin_id = %auth.user_id))]
 async fn resolve(
     State(state): State<AppState>,

@@ -10,34 +10,59 @@ use axum::extract::State;
 use axum::Json;
 use engine::units::BATCH_ITEMS_MAX;
 use engine::{Event, Op, OrderId, PlaceOrder, Reject};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{order_answer, parse_place, store, PlaceRequest};
+use super::{order_answer, parse_place, store, OrderAnswer, PlaceRequest};
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, AuthUser};
+use crate::http::openapi::{
+    BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, PayloadTooLarge, RateLimited,
+    Unauthenticated, Unavailable, UnsupportedMediaType,
+};
 use crate::http::{AppState, Error};
 
-#[derive(Deserialize)]
+/// At most 100 items in all (`BATCH_TOO_LARGE` otherwise).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
+    /// Orders to place, in order.
     #[serde(default)]
     place: Vec<PlaceRequest>,
+    /// Ids of the caller's orders to cancel (run before the places).
     #[serde(default)]
+    #[schema(value_type = Vec<Uuid>)]
     cancel: Vec<String>,
+}
+
+/// What became of one item: the order and its fills, or the error it alone met.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchItem {
+    // Boxed: an answer is far larger than an error, and a batch holds up to 100 of either.
+    Done(Box<OrderAnswer>),
+    Failed(ErrorBody),
+}
+
+/// One result per item, in the order given.
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    place: Vec<BatchItem>,
+    cancel: Vec<BatchItem>,
 }
 
 /// What became of each item: an engine order, or an error.
 type Outcome = Result<OrderId, Error>;
 
-async fn answer(state: &AppState, outcome: Outcome) -> Value {
+async fn answer(state: &AppState, outcome: Outcome) -> BatchItem {
     let result = match outcome {
         Ok(order) => order_answer(state, order).await,
         Err(error) => Err(error),
     };
     match result {
-        Ok(answer) => json!(answer),
-        Err(error) => error.status_and_body().1,
+        Ok(answer) => BatchItem::Done(Box::new(answer)),
+        Err(error) => BatchItem::Failed(error.status_and_body().1),
     }
 }
 
@@ -73,12 +98,38 @@ fn engine_outcomes(events: &[Event], cancels: &[OrderId], places: usize) -> Vec<
     outcomes
 }
 
+/// Places and cancels several orders in one engine command; each item succeeds or fails on
+/// its own.
+#[utoipa::path(
+    post,
+    path = "/orders/batch",
+    operation_id = "batchOrders",
+    tag = "orders",
+    params(IdempotencyKey),
+    request_body = BatchRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "One result per item.", body = BatchAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, description = "`BATCH_TOO_LARGE` (over 100 items), `VALIDATION_FAILED` \
+            or `IDEMPOTENCY_KEY_REUSED`; an item's own failure is in its result instead.",
+            body = ErrorBody),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 pub async fn batch(
     State(state): State<AppState>,
     auth: AuthUser,
     ApiJson(body): ApiJson<BatchRequest>,
-) -> Result<Json<Value>, Error> {
+) -> Result<Json<BatchAnswer>, Error> {
     state.limits.orders(auth.user_id)?;
     if body.place.len() + body.cancel.len() > BATCH_ITEMS_MAX {
         return Err(Error::Rejected(Reject::BatchTooLarge));
@@ -136,7 +187,8 @@ pub async fn batch(
         };
         place_answers.push(answer(&state, outcome).await);
     }
-    Ok(Json(
-        json!({ "place": place_answers, "cancel": cancel_answers }),
-    ))
+    Ok(Json(BatchAnswer {
+        place: place_answers,
+        cancel: cancel_answers,
+    }))
 }

@@ -11,54 +11,91 @@ pub mod store;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use engine::units::SLIPPAGE_BPS_MAX;
 use engine::{
     CancelReason, ClientOrderId, Event, OrderId, OrderType, Outcome, PlaceOrder, Reject,
     SelfTradePrevention, Side, TimeInForce, UserId,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::domain::{parse_price_units, parse_time_micros, parse_transfer_amount};
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser, OptionalJson};
-use crate::http::page::{paged, Page, PageQuery, Paged};
+use crate::http::openapi::{
+    BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge,
+    RateLimited, Unauthenticated, Unavailable, Unprocessable, UnsupportedMediaType,
+};
+use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
+use crate::http::schema;
 use crate::http::{AppState, Error};
 use crate::markets;
 use crate::sequencer::{Read, ReadAnswer, SequencerError};
 use crate::users;
 use store::{FillBody, OrderBody, OrderRow, StatusFilter};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orders", post(place).get(list))
-        .route("/orders/cancel-all", post(cancel_all))
-        .route("/orders/batch", post(batch::batch))
-        .route("/orders/{id}", get(show).delete(cancel).patch(amend))
-        .route("/portfolio/fills", get(fills))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place, list))
+        .routes(routes!(cancel_all))
+        .routes(routes!(batch::batch))
+        .routes(routes!(show, cancel, amend))
+        .routes(routes!(fills))
 }
 
-#[derive(Deserialize)]
+/// An order. Which fields apply depends on the type: a LIMIT order names `price` and `qty`; a
+/// MARKET order names `qty` or `cashAmount`, within `worstPrice` and `maxSlippageBps`. The
+/// engine judges the combination and names its reject.
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = OrderRequest)]
 pub struct PlaceRequest {
+    /// The market's id (a UUID) or slug.
     market_id: String,
+    #[schema(value_type = schema::Side)]
     side: String,
+    #[schema(value_type = schema::Outcome)]
     outcome: String,
     #[serde(rename = "type")]
+    #[schema(value_type = schema::OrderType)]
     order_type: String,
+    /// The limit price, in the named outcome's terms (LIMIT orders).
+    #[schema(value_type = Option<schema::PriceInput>)]
     price: Option<String>,
+    /// Shares.
+    #[schema(minimum = 1)]
     qty: Option<u64>,
+    /// Cash to spend (MARKET buys instead of `qty`).
+    #[schema(value_type = Option<schema::CashInput>)]
     cash_amount: Option<String>,
+    /// Default GTC for LIMIT, IOC for MARKET.
+    #[schema(value_type = Option<schema::TimeInForce>)]
     time_in_force: Option<String>,
+    /// When a GTD order expires.
+    #[schema(format = DateTime)]
     expires_at: Option<String>,
+    /// Rest only: a taking order is rejected (`POST_ONLY_WOULD_TAKE`) instead.
     #[serde(default)]
     post_only: bool,
+    /// Only reduce the position held.
     #[serde(default)]
     reduce_only: bool,
+    /// Default CANCEL_TAKER.
+    #[schema(value_type = Option<schema::SelfTradePrevention>)]
     self_trade_prevention: Option<String>,
+    /// 1 to 36 printable ASCII characters: placing the same one again answers the original
+    /// order (200) instead of a new one.
+    #[schema(min_length = 1, max_length = 36)]
     client_order_id: Option<String>,
+    /// The worst price a MARKET order may trade at.
+    #[schema(value_type = Option<schema::PriceInput>)]
     worst_price: Option<String>,
+    /// How far from the best price a MARKET order may trade, in basis points (0 to 10000).
+    #[schema(maximum = 10_000)]
     max_slippage_bps: Option<u32>,
 }
 
@@ -189,12 +226,16 @@ pub async fn parse_place(
     })
 }
 
-#[derive(Serialize)]
+/// An order with every fill it has had, oldest first.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderAnswer {
     order: OrderBody,
     fills: Vec<FillBody>,
 }
+
+page_schema!(OrderPage of OrderBody);
+page_schema!(FillPage of FillBody);
 
 /// Fills in the queue positions of the resting orders among `orders` (committed state). When
 /// the sequencer cannot answer (a full queue, stopped writes) they stay null: a committed
@@ -244,6 +285,33 @@ pub fn placed_order(events: &[Event], user: UserId) -> Option<(OrderId, bool)> {
     })
 }
 
+/// Places an order. It is answered once committed, with the fills it took at once; a rejected
+/// order is an error answer naming the engine's reason.
+#[utoipa::path(
+    post,
+    path = "/orders",
+    operation_id = "placeOrder",
+    tag = "orders",
+    params(IdempotencyKey),
+    request_body = PlaceRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 201, description = "The new order and its fills.", body = OrderAnswer),
+        (status = 200, description = "A replay of this `clientOrderId`: the original order, as \
+            it stands now.", body = OrderAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`UNKNOWN_MARKET`: no such market.", body = ErrorBody),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn place(
     State(state): State<AppState>,
@@ -287,6 +355,22 @@ async fn own_order(
     Ok((user, order))
 }
 
+/// One of the caller's orders.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    operation_id = "getOrder",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id.")),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The order.", body = OrderBody),
+        (status = 401, response = Unauthenticated),
+        (status = 404, response = NotFound),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn show(
     State(state): State<AppState>,
@@ -300,15 +384,39 @@ async fn show(
     Ok(Json(order.body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// `open` (resting) or `closed` (ended); both when absent.
+    #[param(pattern = "^(open|closed)$")]
     status: Option<String>,
+    /// Only this market's orders (its id or slug).
     market_id: Option<String>,
+    /// Items per page, from 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The `nextCursor` of the previous page; absent for the first.
     cursor: Option<String>,
 }
 
+/// The caller's orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/orders",
+    operation_id = "listOrders",
+    tag = "orders",
+    params(ListQuery),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's orders.", body = OrderPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn list(
     State(state): State<AppState>,
@@ -349,6 +457,25 @@ async fn list(
     Ok(Json(paged(page, items)))
 }
 
+/// Cancels one of the caller's resting orders.
+#[utoipa::path(
+    delete,
+    path = "/orders/{id}",
+    operation_id = "cancelOrder",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id.")),
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The cancelled order.", body = OrderBody),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn cancel(
     State(state): State<AppState>,
@@ -366,17 +493,44 @@ async fn cancel(
     Ok(Json(order_answer(&state, order.engine_id).await?.order))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CancelAllRequest {
+    /// Only this market's orders (its id or slug); every market when absent.
     market_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Cancelled)]
 struct CancelledBody {
+    /// The ids of the orders cancelled.
     cancelled: Vec<Uuid>,
 }
 
+/// Cancels every resting order of the caller's, in one market or all.
+#[utoipa::path(
+    post,
+    path = "/orders/cancel-all",
+    operation_id = "cancelAllOrders",
+    tag = "orders",
+    params(IdempotencyKey),
+    request_body(content = Option<CancelAllRequest>, description = "Optional: without it, every \
+        market."),
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "What was cancelled.", body = CancelledBody),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "`UNKNOWN_MARKET`: no such market.", body = ErrorBody),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn cancel_all(
     State(state): State<AppState>,
@@ -415,13 +569,40 @@ async fn cancel_all(
     Ok(Json(CancelledBody { cancelled }))
 }
 
-#[derive(Deserialize)]
+/// At least one of the two.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AmendRequest {
+    /// The new total quantity in shares.
     qty: Option<u64>,
+    /// The new limit price, in the order's outcome.
+    #[schema(value_type = Option<schema::PriceInput>)]
     price: Option<String>,
 }
 
+/// Changes a resting order's quantity or price.
+#[utoipa::path(
+    patch,
+    path = "/orders/{id}",
+    operation_id = "amendOrder",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order's id.")),
+    request_body = AmendRequest,
+    security(("bearerAuth" = []), ("cookieAuth" = [], "csrfToken" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "The amended order and all its fills.", body = OrderAnswer),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
+        (status = 500, response = Internal),
+        (status = 503, response = Unavailable),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn amend(
     State(state): State<AppState>,
@@ -450,6 +631,22 @@ async fn amend(
     Ok(Json(order_answer(&state, order.engine_id).await?))
 }
 
+/// The caller's fills, newest first.
+#[utoipa::path(
+    get,
+    path = "/portfolio/fills",
+    operation_id = "listFills",
+    tag = "portfolio",
+    params(PageQuery),
+    security(("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 200, description = "A page of the caller's fills.", body = FillPage),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Unprocessable),
+        (status = 500, response = Internal),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
 async fn fills(
     State(state): State<AppState>,

@@ -11,11 +11,16 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::{format_cash, format_price};
 use crate::http::page::Page;
+use crate::http::schema::{
+    AveragePrice, CancelReason, Cash, LiquidityRole, OrderStatus, OrderType, Outcome, Price,
+    SelfTradePrevention, Side, TimeInForce, TradeKind,
+};
 use crate::http::Error;
 use crate::users::rfc3339;
 
@@ -26,30 +31,51 @@ pub struct OrderRow {
     pub body: OrderBody,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Order)]
 pub struct OrderBody {
     pub id: Uuid,
+    #[schema(required = true)]
     pub client_order_id: Option<String>,
     pub market_id: Uuid,
+    #[schema(value_type = Side)]
     pub side: String,
+    #[schema(value_type = Outcome)]
     pub outcome: String,
     #[serde(rename = "type")]
+    #[schema(value_type = OrderType)]
     pub order_type: String,
+    /// The limit price in the order's outcome; null for MARKET orders.
+    #[schema(value_type = Option<Price>, required = true)]
     pub price: Option<String>,
+    /// Shares ordered.
     pub qty: i64,
     pub filled_qty: i64,
+    /// Shares still resting (0 once ended).
     pub remaining_qty: i64,
+    /// Null before the first fill.
+    #[schema(value_type = Option<AveragePrice>, required = true)]
     pub avg_fill_price: Option<String>,
+    #[schema(value_type = OrderStatus)]
     pub status: String,
+    /// Set when the order left the book without filling.
+    #[schema(value_type = Option<CancelReason>, required = true)]
     pub cancel_reason: Option<String>,
+    #[schema(value_type = TimeInForce)]
     pub time_in_force: String,
+    #[schema(format = DateTime, required = true)]
     pub expires_at: Option<String>,
     pub post_only: bool,
     pub reduce_only: bool,
+    #[schema(value_type = SelfTradePrevention)]
     pub self_trade_prevention: String,
+    /// Shares ahead of this order at its price level while it rests, else null.
+    #[schema(required = true)]
     pub queue_position: Option<u64>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
 }
 
@@ -224,19 +250,31 @@ pub fn below(page: Page) -> i64 {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// One side of a trade: the caller's order and what it got.
+#[derive(Clone, Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Fill)]
 pub struct FillBody {
+    /// The trade's id (both sides of a trade share it).
     pub id: Uuid,
     pub order_id: Uuid,
     pub market_id: Uuid,
+    #[schema(value_type = Side)]
     pub side: String,
+    #[schema(value_type = Outcome)]
     pub outcome: String,
+    /// In the order's outcome.
+    #[schema(value_type = Price)]
     pub price: String,
     pub qty: i64,
+    /// Paid by this side (negative: a maker rebate).
+    #[schema(value_type = Cash)]
     pub fee: String,
+    #[schema(value_type = LiquidityRole)]
     pub role: String,
+    #[schema(value_type = TradeKind)]
     pub kind: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 

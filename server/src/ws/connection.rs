@@ -188,8 +188,8 @@ impl Connection {
         let (_, body) = error.status_and_body();
         let mut frame = json!({
             "type": "error",
-            "code": body["error"]["code"],
-            "message": body["error"]["message"],
+            "code": body.error.code,
+            "message": body.error.message,
         });
         if let Some(topic) = topic {
             frame["topic"] = json!(topic);

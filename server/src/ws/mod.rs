@@ -15,13 +15,16 @@ use axum::extract::State;
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::http::error::ErrorBody;
 use crate::http::extractor::{authenticate, by_access_token, ApiQuery, ACCESS_COOKIE};
+use crate::http::openapi::{Internal, Unauthenticated};
 use crate::http::{AppState, Error};
 
 /// Largest client frame accepted; every op is far smaller.
@@ -33,16 +36,44 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code for a connection that stopped answering pings.
 pub const CLOSE_IDLE: u16 = 4000;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(upgrade))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(upgrade))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ConnectQuery {
+    /// An access token, for clients that cannot set headers on the upgrade request.
     token: Option<String>,
 }
 
+/// Opens the real-time stream, a WebSocket.
+///
+/// It carries the API's JSON messages: subscribe to `book:<marketId>`, `trades:<marketId>`,
+/// `ticker:<marketId>` and, authenticated, `orders`, `fills`, `balances`, `positions` (see the
+/// API guide). Anyone may connect; credentials, when sent, must be valid, and a cookie is
+/// accepted only from an allowed `Origin`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    operation_id = "openStream",
+    tag = "streams",
+    params(ConnectQuery),
+    security((), ("bearerAuth" = []), ("cookieAuth" = []), ("apiKeyAuth" = [])),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is now a WebSocket."),
+        (status = 400, description = "Not a WebSocket handshake (answered in plain text by the \
+            upgrade itself), or a `BAD_REQUEST` query.",
+            content((ErrorBody = "application/json"), (String = "text/plain; charset=utf-8"))),
+        (status = 401, response = Unauthenticated),
+        (status = 403, description = "`FORBIDDEN`: the session cookie from an `Origin` that is \
+            not allowed.", body = ErrorBody),
+        (status = 426, description = "Upgrade Required: the connection cannot be upgraded \
+            (plain text).", body = String, content_type = "text/plain; charset=utf-8"),
+        (status = 500, response = Internal),
+    ),
+)]
 async fn upgrade(
     State(state): State<AppState>,
     ws: WebSocketUpgrade,

@@ -14,6 +14,7 @@ mod idempotency;
 mod limits;
 mod market_data;
 mod markets;
+mod openapi;
 mod ops;
 mod orders;
 mod portfolio;
