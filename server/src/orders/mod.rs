@@ -252,7 +252,10 @@ async fn with_queue_positions(state: &AppState, orders: &mut [OrderRow]) -> Resu
     let positions = match state.sequencer.read(Read::QueuePositions(resting)).await {
         Ok(ReadAnswer::QueuePositions(positions)) => positions,
         Ok(ReadAnswer::Book(_)) => return Err(Error::internal("unexpected read answer")),
-        Err(SequencerError::Overloaded | SequencerError::Stopped) => return Ok(()),
+        // No engine to ask (busy, stopped, or a read-only gateway): positions stay null.
+        Err(SequencerError::Overloaded | SequencerError::Stopped | SequencerError::ReadOnly) => {
+            return Ok(())
+        }
         Err(error) => return Err(error.into()),
     };
     let mut positions = positions.into_iter();
@@ -368,7 +371,6 @@ async fn own_order(
         (status = 401, response = Unauthenticated),
         (status = 404, response = NotFound),
         (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
     ),
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]
@@ -414,7 +416,6 @@ struct ListQuery {
         (status = 401, response = Unauthenticated),
         (status = 422, response = Unprocessable),
         (status = 500, response = Internal),
-        (status = 503, response = Unavailable),
     ),
 )]
 #[tracing::instrument(skip_all, fields(user_id = %auth.user_id))]

@@ -133,6 +133,29 @@ async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: 
         assert_eq!(read.status(), StatusCode::OK, "{path}");
         assert_eq!(read.json::<Value>().await.unwrap(), primary, "{path}");
     }
+    // The caller's orders read the same, without queue positions (there is no engine to ask).
+    let read = app
+        .client
+        .get(gateway_url("/v1/orders?status=open"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), StatusCode::OK);
+    let on_gateway: Value = read.json().await.unwrap();
+    let mut on_primary: Value = app
+        .get("/v1/orders?status=open", Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let open = on_primary["data"].as_array_mut().unwrap();
+    assert!(!open.is_empty());
+    for order in open.iter_mut() {
+        assert!(order["queuePosition"].is_u64());
+        order["queuePosition"] = Value::Null;
+    }
+    assert_eq!(on_gateway, on_primary);
     // Writes are refused with a clear code, and nothing changes.
     let refused = app
         .client
