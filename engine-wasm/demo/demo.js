@@ -13,6 +13,8 @@ function renderBook() {
   const row = (cls, level) => `<tr class="${cls}"><td>${level.price}</td><td>${level.qty}</td></tr>`;
   const rows = [...asks].reverse().map((l) => row('ask', l)).concat(bids.map((l) => row('bid', l)));
   $('book').querySelector('tbody').innerHTML = rows.join('');
+  // The seq the book shows, for tests and for anyone curious.
+  document.body.dataset.seq = String(mirror.seq);
 }
 
 function orderFromTicket() {

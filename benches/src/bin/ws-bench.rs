@@ -22,7 +22,11 @@ use serde::Serialize;
 use server::app::Server;
 use server::config::Config;
 use server::sequencer::SequencerHandle;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
+
+/// The clients' socket read buffer.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 #[derive(Parser, Debug)]
 #[command(about = "WebSocket fan-out: N clients on one busy book")]
@@ -246,7 +250,11 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: SocketAddr, topic: String) -> Result<Socket, String> {
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws"))
+    // tungstenite zeroes its whole read buffer (128 KiB by default) before every read: for
+    // small frames that costs far more than the frames themselves.
+    let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+    let url = format!("ws://{addr}/v1/ws");
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
         .await
         .map_err(|e| e.to_string())?;
     let subscribe = serde_json::json!({ "op": "subscribe", "topic": topic }).to_string();
