@@ -608,6 +608,38 @@ mod tests {
     }
 
     #[test]
+    fn a_gateway_needs_redis_and_heartbeats_must_leave_room_for_a_pong() {
+        let primary = config(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert_eq!(primary.streams.role, Role::Primary);
+        assert_eq!(primary.streams.redis_url, None);
+        let gateway = config(&[
+            ("JWT_SECRET", SECRET),
+            ("SERVER_ROLE", "gateway"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+            ("WS_PING_SECS", "5"),
+            ("WS_IDLE_TIMEOUT_SECS", "12"),
+        ])
+        .unwrap();
+        assert_eq!(gateway.streams.role, Role::Gateway);
+        assert_eq!(gateway.streams.idle_timeout, Duration::from_secs(12));
+        for (vars, problem) in [
+            (vec![("SERVER_ROLE", "gateway")], "needs REDIS_URL"),
+            (vec![("SERVER_ROLE", "replica")], "SERVER_ROLE"),
+            (vec![("REDIS_URL", "127.0.0.1:6379")], "REDIS_URL"),
+            (
+                vec![("WS_PING_SECS", "30"), ("WS_IDLE_TIMEOUT_SECS", "30")],
+                "must exceed",
+            ),
+            (vec![("WS_SEND_QUEUE", "1")], "WS_SEND_QUEUE"),
+        ] {
+            let mut vars = vars;
+            vars.push(("JWT_SECRET", SECRET));
+            let error = config(&vars).unwrap_err();
+            assert!(error.to_string().contains(problem), "{error}");
+        }
+    }
+
+    #[test]
     fn production_refuses_to_start_without_a_jwt_secret() {
         let error = config(&[("APP_ENV", "production")]).unwrap_err();
         assert!(
