@@ -35,7 +35,8 @@ use crate::http::openapi::{
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema::{AveragePrice, Cash, MidPrice};
 use crate::http::{AppState, Error};
-use crate::markets::{self, data::format_half_units, MarketPath};
+use crate::markets::data::{committed_depth, format_half_units};
+use crate::markets::{self, MarketPath};
 use crate::sequencer::{Read, ReadAnswer, SequencerError};
 use crate::users::{self, rfc3339};
 
@@ -251,22 +252,24 @@ fn convert(books: &mut BTreeMap<i64, Book>, row: &sqlx::any::AnyRow) -> Result<(
 }
 
 /// The mark in YES price units times two: the mid, else the last trade.
-async fn mark_x2(state: &AppState, market: i64) -> Result<Option<i64>, Error> {
+async fn mark_x2(state: &AppState, market: i64, market_id: Uuid) -> Result<Option<i64>, Error> {
     let engine_market = MarketId(u32::try_from(market).map_err(Error::internal)?);
     let read = Read::Book {
         market: engine_market,
         depth: 1,
     };
     // A busy sequencer is no reason to fail (this also answers committed splits and merges):
-    // the mark falls back to the last trade.
-    let answer = match state.sequencer.read(read).await {
-        Ok(answer) => Some(answer),
-        Err(SequencerError::Overloaded | SequencerError::Stopped | SequencerError::ReadOnly) => {
-            None
+    // the mark falls back to the last trade. A gateway reads the committed book instead.
+    let book = match state.sequencer.read(read).await {
+        Ok(ReadAnswer::Book(book)) => book,
+        Ok(ReadAnswer::QueuePositions(_)) => return Err(Error::internal("unexpected read answer")),
+        Err(SequencerError::ReadOnly) => {
+            Some(committed_depth(&state.db, engine_market, market_id, 1).await?)
         }
+        Err(SequencerError::Overloaded | SequencerError::Stopped) => None,
         Err(error) => return Err(error.into()),
     };
-    if let Some(ReadAnswer::Book(Some(book))) = answer {
+    if let Some(book) = book {
         if let (Some((bid, _)), Some((ask, _))) = (book.bids.first(), book.asks.first()) {
             return Ok(Some(i64::from(*bid) + i64::from(*ask)));
         }
@@ -332,7 +335,7 @@ pub async fn positions_of(
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
         let market: i64 = row.try_get("engine_market_id")?;
-        let id: String = row.try_get("id")?;
+        let id = Uuid::parse_str(&row.try_get::<String, _>("id")?).map_err(Error::internal)?;
         let market_state: String = row.try_get("state")?;
         let yes: i64 = row.try_get("yes_shares")?;
         let no: i64 = row.try_get("no_shares")?;
@@ -340,7 +343,7 @@ pub async fn positions_of(
         let mark = if market_state == "RESOLVED" {
             None
         } else {
-            mark_x2(state, market).await?
+            mark_x2(state, market, id).await?
         };
         // Half a price unit is 50 micros per share.
         let half_unit_micros = MICROS_PER_PRICE_UNIT / 2;
@@ -350,7 +353,7 @@ pub async fn positions_of(
             value - book.yes.cost_micros - book.no.cost_micros
         });
         data.push(PositionBody {
-            market_id: Uuid::parse_str(&id).map_err(Error::internal)?,
+            market_id: id,
             yes_shares: yes,
             no_shares: no,
             yes_avg_cost: average_cost(book.yes),

@@ -88,7 +88,9 @@ async fn depth_of(
         Ok(ReadAnswer::Book(Some(book))) => Ok(book),
         Ok(ReadAnswer::Book(None)) => Err(Error::NotFound),
         Ok(ReadAnswer::QueuePositions(_)) => Err(Error::internal("unexpected read answer")),
-        Err(SequencerError::ReadOnly) => committed_depth(&state.db, market, depth).await,
+        Err(SequencerError::ReadOnly) => {
+            committed_depth(&state.db, market.engine_id, market.id, depth).await
+        }
         Err(error) => Err(error.into()),
     }
 }
@@ -97,7 +99,8 @@ async fn depth_of(
 /// One statement reads both, so they agree on either database.
 pub async fn committed_depth(
     db: &Db,
-    market: &Market,
+    engine_id: engine::MarketId,
+    market_id: Uuid,
     depth: usize,
 ) -> Result<engine::BookDepth, Error> {
     let scale = i64::from(engine::units::PRICE_SCALE);
@@ -110,12 +113,12 @@ pub async fn committed_depth(
          UNION ALL SELECT CAST(COALESCE((SELECT seq FROM stream_seqs WHERE topic = $2), 0) \
          AS BIGINT), CAST(-1 AS BIGINT), CAST(0 AS BIGINT)"
     ))
-    .bind(i64::from(market.engine_id.0))
-    .bind(crate::stream::Topic::Book(market.id).to_string())
+    .bind(i64::from(engine_id.0))
+    .bind(crate::stream::Topic::Book(market_id).to_string())
     .fetch_all(&db.pool)
     .await?;
     let mut book = engine::BookDepth {
-        market: market.engine_id,
+        market: engine_id,
         book_seq: 0,
         bids: Vec::new(),
         asks: Vec::new(),

@@ -584,7 +584,7 @@ impl Sequencer {
         } else {
             None
         };
-        let plan = self.feed.plan(entries, &self.engine);
+        let plan = self.feed.plan(entries);
         let mut projection = projection::Projection::build(entries, &self.engine)?;
         projection.stream_seqs(&plan.seqs)?;
         let batch = projection::Batch {

@@ -153,7 +153,7 @@ impl Feed {
     }
 
     /// Numbers and renders the messages of `entries` (one committed batch).
-    pub(crate) fn plan(&mut self, entries: &[Entry], engine: &Engine) -> Plan {
+    pub(crate) fn plan(&mut self, entries: &[Entry]) -> Plan {
         let mut plan = Plan::default();
         let mut books_changed = BTreeSet::new();
         for entry in entries {
@@ -162,9 +162,6 @@ impl Feed {
             self.render(changes, &mut plan);
         }
         for market in books_changed {
-            if engine.book_depth(market, 0).is_none() {
-                continue;
-            }
             let Some(id) = self.markets.get(&market).copied() else {
                 continue;
             };

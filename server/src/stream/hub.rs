@@ -15,8 +15,10 @@ use tokio::sync::{mpsc, Notify};
 
 use super::{Message, Topic};
 
-/// Messages kept per topic for resuming clients.
+/// Messages kept per topic for resuming clients...
 pub const HISTORY_PER_TOPIC: usize = 512;
+/// ...and at most this many bytes of them (a delta of a whole book can be kilobytes).
+pub const HISTORY_BYTES_PER_TOPIC: usize = 256 * 1024;
 
 /// What a connection shares with the hub: its queue and the flag that cuts it off.
 #[derive(Clone)]
@@ -81,7 +83,29 @@ struct TopicState {
     /// The seq of the last message published on the topic, once one has been seen.
     last_seq: Option<u64>,
     history: VecDeque<Arc<Message>>,
+    history_bytes: usize,
     subscribers: Vec<Subscriber>,
+}
+
+impl TopicState {
+    fn remember(&mut self, message: &Arc<Message>) {
+        if self.last_seq.is_some_and(|last| message.seq != last + 1) {
+            // A gap (messages lost on the way from the primary): the history can no longer
+            // prove continuity, so it restarts here; subscribers see the gap and resync.
+            self.history.clear();
+            self.history_bytes = 0;
+        }
+        self.last_seq = Some(message.seq);
+        self.history.push_back(message.clone());
+        self.history_bytes += message.text.len();
+        while self.history.len() > HISTORY_PER_TOPIC
+            || (self.history_bytes > HISTORY_BYTES_PER_TOPIC && self.history.len() > 1)
+        {
+            if let Some(evicted) = self.history.pop_front() {
+                self.history_bytes -= evicted.text.len();
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -176,17 +200,7 @@ impl Hub {
         let mut state = self.lock();
         for message in messages {
             let entry = state.topics.entry(message.topic).or_default();
-            if entry.last_seq.is_some_and(|last| message.seq != last + 1) {
-                // A gap (messages lost on the way from the primary): the history can no
-                // longer prove continuity, so it restarts here; subscribers see the gap and
-                // resync.
-                entry.history.clear();
-            }
-            entry.last_seq = Some(message.seq);
-            if entry.history.len() == HISTORY_PER_TOPIC {
-                entry.history.pop_front();
-            }
-            entry.history.push_back(message.clone());
+            entry.remember(message);
             entry.subscribers.retain(|subscriber| {
                 match subscriber.queue.try_send(message.clone()) {
                     Ok(()) => true,
@@ -271,6 +285,29 @@ mod tests {
             hub.subscribe(topic, &second, Some(last + 1)),
             Resume::Snapshot
         ));
+    }
+
+    #[test]
+    fn the_history_is_bounded_in_bytes_too() {
+        let hub = Hub::default();
+        let topic = Topic::Book(Uuid::from_u128(5));
+        let big = |seq| {
+            Arc::new(Message {
+                topic,
+                seq,
+                text: "x".repeat(100 * 1024).into(),
+            })
+        };
+        hub.publish(&[big(1), big(2), big(3), big(4)]);
+        let (subscriber, _inbox) = hub.connect(8);
+        assert!(matches!(
+            hub.subscribe(topic, &subscriber, Some(1)),
+            Resume::Snapshot
+        ));
+        match hub.subscribe(topic, &subscriber, Some(2)) {
+            Resume::Replay(missed) => assert_eq!(seqs(&missed), vec![3, 4]),
+            Resume::Snapshot => panic!("the last 200 KiB are kept"),
+        }
     }
 
     #[test]

@@ -161,7 +161,7 @@ async fn render(
                 return Err(Error::internal("ticker message on another topic"));
             };
             let market = markets::existing(db, &market_id.to_string()).await?;
-            let book = data::committed_depth(db, &market, 1).await?;
+            let book = data::committed_depth(db, market.engine_id, market.id, 1).await?;
             let ticker = data::ticker_of(db, &market, &book).await?;
             (
                 topic,

@@ -31,7 +31,7 @@ pub async fn read(state: &AppState, topic: Topic) -> Result<Snapshot, Error> {
     match topic {
         Topic::Book(market_id) => {
             let market = markets::existing(db, &market_id.to_string()).await?;
-            let book = data::committed_depth(db, &market, usize::MAX).await?;
+            let book = data::committed_depth(db, market.engine_id, market.id, usize::MAX).await?;
             let body = data::book_body(&market, &book);
             Ok(Snapshot {
                 seq: book.book_seq,
@@ -42,7 +42,7 @@ pub async fn read(state: &AppState, topic: Topic) -> Result<Snapshot, Error> {
         Topic::Ticker(market_id) => {
             let seq = seq_of(db, topic).await?;
             let market = markets::existing(db, &market_id.to_string()).await?;
-            let book = data::committed_depth(db, &market, 1).await?;
+            let book = data::committed_depth(db, market.engine_id, market.id, 1).await?;
             let ticker = data::ticker_of(db, &market, &book).await?;
             whole(seq, ticker)
         }

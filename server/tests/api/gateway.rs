@@ -156,6 +156,19 @@ async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: 
         order["queuePosition"] = Value::Null;
     }
     assert_eq!(on_gateway, on_primary);
+    // Positions are marked at the committed mid on both.
+    for path in ["/v1/portfolio/positions", "/v1/portfolio/balance"] {
+        let primary: Value = app.get(path, Some(&alice)).await.json().await.unwrap();
+        let read = app
+            .client
+            .get(gateway_url(path))
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(read.status(), StatusCode::OK, "{path}");
+        assert_eq!(read.json::<Value>().await.unwrap(), primary, "{path}");
+    }
     // Writes are refused with a clear code, and nothing changes.
     let refused = app
         .client
