@@ -122,11 +122,21 @@ impl Arena {
 
 /// Order ids in one page of the id index.
 const ID_PAGE_LEN: usize = 4_096;
+/// Bits per word of a page's open-id bitmap.
+const ID_WORD_BITS: usize = u64::BITS as usize;
+/// Words in a page's open-id bitmap.
+const ID_PAGE_WORDS: usize = ID_PAGE_LEN / ID_WORD_BITS;
+const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
 
 /// Order id -> arena slot without hashing. Ids are handed out in order, so they fall into
 /// pages of consecutive ids; a page is allocated when its first order opens and freed when its
 /// last one closes, and empty pages at the front are dropped. Memory follows the open orders
 /// (a long-lived order keeps only its own page), lookups are two array reads.
+///
+/// Each page also keeps one bit per id saying whether it is open, beside the page list rather
+/// than behind the slots' pointer: most lookups of a closed id (cancelling an order that has
+/// already filled, a quarter of the standard workload) are then answered from these bits, 1/32
+/// the size of the slots and so far more likely in cache, instead of missing on a slot.
 #[derive(Clone, Debug, Default)]
 struct IdIndex {
     /// The page number of `pages[0]`.
@@ -138,7 +148,21 @@ struct IdIndex {
 #[derive(Clone, Debug)]
 struct IdPage {
     slots: Box<[u32; ID_PAGE_LEN]>,
+    /// Bit `offset` is set exactly when `slots[offset] != NIL`.
+    open_bits: [u64; ID_PAGE_WORDS],
     open: u32,
+}
+
+impl IdPage {
+    fn is_open(&self, offset: usize) -> bool {
+        self.open_bits[offset / ID_WORD_BITS] & (1 << (offset % ID_WORD_BITS)) != 0
+    }
+
+    fn set_open(&mut self, offset: usize, open: bool) {
+        assert_ne!(self.is_open(offset), open);
+        self.open_bits[offset / ID_WORD_BITS] ^= 1 << (offset % ID_WORD_BITS);
+        assert_eq!(self.is_open(offset), open);
+    }
 }
 
 impl IdIndex {
@@ -156,8 +180,13 @@ impl IdIndex {
 
     fn get(&self, id: OrderId) -> Option<u32> {
         let (number, offset) = IdIndex::locate(id);
-        let slot = self.page(number)?.slots[offset];
-        (slot != NIL).then_some(slot)
+        let page = self.page(number)?;
+        if !page.is_open(offset) {
+            return None;
+        }
+        let slot = page.slots[offset];
+        assert_ne!(slot, NIL);
+        Some(slot)
     }
 
     fn insert(&mut self, id: OrderId, slot: u32) {
@@ -173,10 +202,12 @@ impl IdIndex {
         }
         let page = self.pages[index].get_or_insert_with(|| IdPage {
             slots: Box::new([NIL; ID_PAGE_LEN]),
+            open_bits: [0; ID_PAGE_WORDS],
             open: 0,
         });
         assert_eq!(page.slots[offset], NIL, "an id is never reused");
         page.slots[offset] = slot;
+        page.set_open(offset, true);
         page.open += 1;
         self.len += 1;
     }
@@ -189,6 +220,7 @@ impl IdIndex {
         let page = entry.as_mut().expect("an open order's page");
         let slot = core::mem::replace(&mut page.slots[offset], NIL);
         assert_ne!(slot, NIL);
+        page.set_open(offset, false);
         page.open -= 1;
         self.len -= 1;
         if page.open == 0 {
@@ -238,6 +270,9 @@ mod tests {
             vec![(OrderId(1), 10), (OrderId(2), 11), (OrderId(far), 12)]
         );
         assert_eq!(index.remove(OrderId(1)), 10);
+        // A closed id on a page that is still open is answered by the page's open bits.
+        assert_eq!(index.get(OrderId(1)), None);
+        assert_eq!(index.get(OrderId(2)), Some(11));
         assert_eq!(index.remove(OrderId(2)), 11);
         // The first pages are empty now: only the far page is left.
         assert_eq!((index.first_page, index.pages.len(), index.len), (3, 1, 1));
