@@ -135,8 +135,9 @@ const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
 ///
 /// Each page also keeps one bit per id saying whether it is open, beside the page list rather
 /// than behind the slots' pointer: most lookups of a closed id (cancelling an order that has
-/// already filled, a quarter of the standard workload) are then answered from these bits, 1/32
-/// the size of the slots and so far more likely in cache, instead of missing on a slot.
+/// already filled, nearly a quarter of the standard workload) are then answered from these
+/// bits, 1/32 the size of the slots and so far more likely in cache, instead of missing on a
+/// slot.
 #[derive(Clone, Debug, Default)]
 struct IdIndex {
     /// The page number of `pages[0]`.
