@@ -131,7 +131,7 @@ const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
 /// Order id -> arena slot without hashing. Ids are handed out in order, so they fall into
 /// pages of consecutive ids; a page is allocated when its first order opens and freed when its
 /// last one closes, and empty pages at the front are dropped. Memory follows the open orders
-/// (a long-lived order keeps only its own page), lookups are two array reads.
+/// (a long-lived order keeps only its own page); a lookup is a few array reads, no hashing.
 ///
 /// Each page also keeps one bit per id saying whether it is open, beside the page list rather
 /// than behind the slots' pointer: most lookups of a closed id (cancelling an order that has
