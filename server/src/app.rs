@@ -30,6 +30,8 @@ const STREAMS_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 pub enum StartError {
     #[error("cannot use REDIS_URL: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("a read-only gateway streams from Redis: set REDIS_URL")]
+    GatewayWithoutRedis,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot recover the engine: {0}")]
@@ -62,7 +64,8 @@ async fn engine_side(
     streams: &mut Vec<JoinHandle<()>>,
 ) -> Result<(SequencerHandle, Option<(SequencerTask, RecoveryReport)>), StartError> {
     let redis_url = config.streams.redis_url.as_deref();
-    if let (Role::Gateway, Some(url)) = (config.streams.role, redis_url) {
+    if config.streams.role == Role::Gateway {
+        let url = redis_url.ok_or(StartError::GatewayWithoutRedis)?;
         let channel = config.streams.redis_channel.clone();
         streams.push(stream::redis::spawn_relay(url, channel, hub.clone())?);
         return Ok((SequencerHandle::read_only(metrics.clone()), None));
