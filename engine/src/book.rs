@@ -1,5 +1,6 @@
 //! One market's order book on the YES price: a dense array of price levels (one per tick) and
-//! an occupancy bitset per side, so the best price is O(1) to read and cheap to move.
+//! an occupancy bitset per side that remembers its best index, so the best price is one read
+//! and moving it scans only from the old best outward.
 //!
 //! Owns level totals and FIFO queue links. It must never touch money: the matcher moves cash
 //! and shares and calls in here only to link, unlink and resize orders.
@@ -27,8 +28,8 @@ pub(crate) struct Book {
     /// Indexed by `price_units / tick_units`; a level holds bids or asks, never both, because
     /// the book is never crossed after a command.
     levels: Vec<Level>,
-    bids: BitSet,
-    asks: BitSet,
+    bids: SideSet,
+    asks: SideSet,
 }
 
 impl Book {
@@ -38,8 +39,8 @@ impl Book {
         Book {
             tick_units,
             levels: vec![EMPTY_LEVEL; count],
-            bids: BitSet::new(count),
-            asks: BitSet::new(count),
+            bids: SideSet::new(BookSide::Bid, count),
+            asks: SideSet::new(BookSide::Ask, count),
         }
     }
 
@@ -60,7 +61,7 @@ impl Book {
         index as u16 * self.tick_units
     }
 
-    fn occupancy(&mut self, side: BookSide) -> &mut BitSet {
+    fn occupancy(&mut self, side: BookSide) -> &mut SideSet {
         match side {
             BookSide::Bid => &mut self.bids,
             BookSide::Ask => &mut self.asks,
@@ -69,8 +70,8 @@ impl Book {
 
     pub fn best(&self, side: BookSide) -> Option<u16> {
         let index = match side {
-            BookSide::Bid => self.bids.highest(),
-            BookSide::Ask => self.asks.lowest(),
+            BookSide::Bid => self.bids.best,
+            BookSide::Ask => self.asks.best,
         };
         index.map(|index| self.price(index))
     }
@@ -79,8 +80,8 @@ impl Book {
     pub fn next_worse(&self, side: BookSide, price_units: u16) -> Option<u16> {
         let index = self.index(price_units);
         let next = match side {
-            BookSide::Bid => self.bids.highest_below(index),
-            BookSide::Ask => self.asks.lowest_above(index),
+            BookSide::Bid => self.bids.bits.highest_below(index),
+            BookSide::Ask => self.asks.bits.lowest_above(index),
         };
         next.map(|index| self.price(index))
     }
@@ -98,8 +99,8 @@ impl Book {
     pub fn side_qty(&self, side: BookSide, price_units: u16) -> u64 {
         let index = self.index(price_units);
         let occupied = match side {
-            BookSide::Bid => self.bids.contains(index),
-            BookSide::Ask => self.asks.contains(index),
+            BookSide::Bid => self.bids.bits.contains(index),
+            BookSide::Ask => self.asks.bits.contains(index),
         };
         if occupied {
             self.levels[index].qty
@@ -198,15 +199,78 @@ impl Book {
         }
     }
 
-    /// Every occupied price of a side, best first (checks and snapshots).
+    /// The best price found by scanning the occupancy bits, never the remembered best: what
+    /// `best` must always equal (checks).
+    pub fn scanned_best(&self, side: BookSide) -> Option<u16> {
+        let index = match side {
+            BookSide::Bid => self.bids.scan_best(),
+            BookSide::Ask => self.asks.scan_best(),
+        };
+        index.map(|index| self.price(index))
+    }
+
+    /// Every occupied price of a side, best first, found by scanning (checks and snapshots).
     pub fn prices(&self, side: BookSide) -> Vec<u16> {
         let mut prices = Vec::new();
-        let mut price = self.best(side);
+        let mut price = self.scanned_best(side);
         while let Some(p) = price {
             prices.push(p);
             price = self.next_worse(side, p);
         }
         prices
+    }
+}
+
+/// The occupied levels of one side and the best of them, kept up to date as levels fill and
+/// empty: reading the best price happens several times a command, moving it far less often.
+#[derive(Clone, Debug)]
+struct SideSet {
+    side: BookSide,
+    bits: BitSet,
+    best: Option<usize>,
+}
+
+impl SideSet {
+    fn new(side: BookSide, count: usize) -> SideSet {
+        SideSet {
+            side,
+            bits: BitSet::new(count),
+            best: None,
+        }
+    }
+
+    fn is_better(&self, index: usize, than: usize) -> bool {
+        match self.side {
+            BookSide::Bid => index > than,
+            BookSide::Ask => index < than,
+        }
+    }
+
+    fn insert(&mut self, index: usize) {
+        self.bits.insert(index);
+        if self.best.is_none_or(|best| self.is_better(index, best)) {
+            self.best = Some(index);
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        self.bits.remove(index);
+        if self.best == Some(index) {
+            // The new best is the next occupied level behind the old one.
+            self.best = match self.side {
+                BookSide::Bid => self.bits.highest_below(index),
+                BookSide::Ask => self.bits.lowest_above(index),
+            };
+        }
+        debug_assert_eq!(self.best, self.scan_best());
+    }
+
+    /// The best index found by a full scan (what `best` must always equal).
+    fn scan_best(&self) -> Option<usize> {
+        match self.side {
+            BookSide::Bid => self.bits.highest(),
+            BookSide::Ask => self.bits.lowest(),
+        }
     }
 }
 
@@ -307,5 +371,31 @@ mod tests {
         set.remove(9_999);
         assert_eq!(set.highest(), Some(65));
         assert_eq!(set.lowest_above(65), None);
+    }
+
+    #[test]
+    fn each_side_remembers_its_best_level_as_levels_fill_and_empty() {
+        let mut bids = SideSet::new(BookSide::Bid, 1_000);
+        let mut asks = SideSet::new(BookSide::Ask, 1_000);
+        for index in [500, 130, 700, 64] {
+            bids.insert(index);
+            asks.insert(index);
+        }
+        assert_eq!((bids.best, asks.best), (Some(700), Some(64)));
+        // Emptying a level behind the best leaves it; emptying the best moves to the next.
+        bids.remove(130);
+        asks.remove(500);
+        assert_eq!((bids.best, asks.best), (Some(700), Some(64)));
+        bids.remove(700);
+        asks.remove(64);
+        assert_eq!((bids.best, asks.best), (Some(500), Some(130)));
+        bids.insert(499);
+        asks.insert(131);
+        assert_eq!((bids.best, asks.best), (Some(500), Some(130)));
+        for index in [500, 499, 64] {
+            bids.remove(index);
+        }
+        assert_eq!(bids.best, None);
+        assert_eq!(bids.best, bids.scan_best());
     }
 }

@@ -109,6 +109,15 @@ impl Engine {
                 }
             }
             for side in [BookSide::Bid, BookSide::Ask] {
+                let (best, scanned) = (book.best(side), book.scanned_best(side));
+                if best != scanned {
+                    return violation(
+                        4,
+                        format!(
+                            "market {index} {side:?}: best {best:?} but the levels say {scanned:?}"
+                        ),
+                    );
+                }
                 for price in book.prices(side) {
                     resting += self.check_level(MarketId(index as u32), side, price)?;
                 }
