@@ -78,6 +78,9 @@ pub fn fill_fee_weight(qty: u64, price_units: u16) -> u128 {
 /// `rate_bps * weight / 1e12` dollars = `rate_bps * weight / 1e6` micros.
 pub fn fee_ceil_micros(rate_bps: i32, weight: u128) -> i64 {
     assert!(rate_bps >= 0);
+    if rate_bps == 0 {
+        return 0; // fee-free markets are common: skip the wide multiply
+    }
     let numerator = rate_bps as u128 * weight;
     // Almost every numerator fits in 64 bits, where dividing by a constant is a multiply;
     // a 128-bit division is a slow library call.
