@@ -38,7 +38,7 @@ impl Engine {
         }
         let user = UserId(self.users.len() as u32);
         self.users.push(UserOrders::default());
-        self.ledger.cash.push(Cash::default());
+        self.ledger.add_cash_account(Cash::default());
         out.push(Event::UserCreated { user });
         Ok(())
     }

@@ -47,7 +47,7 @@ impl Engine {
             .ledger
             .cash
             .iter()
-            .map(|c| c.available_micros as i128 + c.locked_micros as i128)
+            .map(|c| c.value.available_micros as i128 + c.value.locked_micros as i128)
             .sum();
         let escrow: i128 = self.ledger.escrow_micros.iter().map(|e| *e as i128).sum();
         let total =
@@ -60,7 +60,8 @@ impl Engine {
 
     /// 2. No balance is negative (shares are unsigned by type).
     fn check_non_negative(&self) -> Result<(), Violation> {
-        for (user, cash) in self.ledger.cash.iter().enumerate() {
+        for (user, account) in self.ledger.cash.iter().enumerate() {
+            let cash = account.value;
             if cash.available_micros < 0 || cash.locked_micros < 0 {
                 return violation(2, format!("user {user} has cash {cash:?}"));
             }
@@ -79,7 +80,8 @@ impl Engine {
     /// 3. Per market, YES shares == NO shares == escrow / 1.00.
     fn check_escrow(&self) -> Result<(), Violation> {
         let mut totals = vec![(0u128, 0u128); self.markets.len()];
-        for (&(market, _), position) in &self.ledger.positions {
+        for (&(market, _), account) in &self.ledger.positions {
+            let position = &account.value;
             let total = &mut totals[market.0 as usize];
             total.0 += position.total(Outcome::Yes) as u128;
             total.1 += position.total(Outcome::No) as u128;
@@ -215,7 +217,8 @@ impl Engine {
                 );
             }
         }
-        for (user, cash) in self.ledger.cash.iter().enumerate() {
+        for (user, account) in self.ledger.cash.iter().enumerate() {
+            let cash = account.value;
             if cash.locked_micros != locked[user] {
                 return violation(
                     5,
@@ -226,7 +229,8 @@ impl Engine {
                 );
             }
         }
-        for (&(market, user), position) in &self.ledger.positions {
+        for (&(market, user), account) in &self.ledger.positions {
+            let position = &account.value;
             for outcome in [Outcome::Yes, Outcome::No] {
                 let need = reserved.get(&(market, user, outcome)).copied().unwrap_or(0);
                 let held = position.total(outcome) - position.free(outcome);
@@ -243,7 +247,7 @@ impl Engine {
 impl Engine {
     /// Test-only: corrupts a user's available cash so tests can prove the checker catches it.
     pub fn corrupt_available_for_test(&mut self, user: UserId, delta_micros: i64) {
-        self.ledger.cash[user.0 as usize].available_micros += delta_micros;
+        self.ledger.cash[user.0 as usize].value.available_micros += delta_micros;
     }
 }
 

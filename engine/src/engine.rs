@@ -229,10 +229,10 @@ impl Engine {
     /// `event` module documents, and clears the touch lists.
     fn flush(&mut self, out: &mut Vec<Event>) {
         self.flush_levels(out);
+        // The ledger records each account once per command, with its value before the first
+        // change, so the lists only need ordering.
         let mut touched = core::mem::take(&mut self.ledger.touched_positions);
-        // Sorting by (key, then push order) and keeping the first entry of each key keeps the
-        // value from before the command's first change.
-        sort_keep_first(&mut touched, |entry| entry.0);
+        sort_stable_by_key(&mut touched, |entry| entry.0);
         for &((market, user), before) in touched.iter() {
             let now: Position = self.ledger.position(market, user);
             if now != before {
@@ -246,7 +246,7 @@ impl Engine {
         touched.clear();
         self.ledger.touched_positions = touched;
         let mut touched = core::mem::take(&mut self.ledger.touched_cash);
-        sort_keep_first(&mut touched, |entry| entry.0);
+        sort_stable_by_key(&mut touched, |entry| entry.0);
         for &(user, before) in touched.iter() {
             let now = self.ledger.cash(user);
             if now != before {
@@ -259,6 +259,7 @@ impl Engine {
         }
         touched.clear();
         self.ledger.touched_cash = touched;
+        self.ledger.end_command();
     }
 
     fn flush_levels(&mut self, out: &mut Vec<Event>) {
@@ -288,12 +289,30 @@ impl Engine {
 }
 
 /// Sorts by key, keeping entries of equal key in push order, and drops all but the first
-/// entry of each key. (The stable sort allocates nothing for the short lists of a typical
-/// command.)
+/// entry of each key.
 fn sort_keep_first<T: Copy, K: Ord>(entries: &mut Vec<T>, key: impl Fn(&T) -> K) {
     if entries.len() < 2 {
         return;
     }
-    entries.sort_by_key(|entry| key(entry));
+    sort_stable_by_key(entries, &key);
     entries.dedup_by(|later, earlier| key(later) == key(earlier));
+}
+
+/// A stable sort. A command's lists are a handful of entries, where an insertion sort takes
+/// the fewest instructions; long ones (a market closing) go to the library's sort.
+fn sort_stable_by_key<T: Copy, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K) {
+    const INSERTION_MAX: usize = 16;
+    if entries.len() > INSERTION_MAX {
+        entries.sort_by_key(|entry| key(entry));
+        return;
+    }
+    for next in 1..entries.len() {
+        let entry = entries[next];
+        let mut at = next;
+        while at > 0 && key(&entries[at - 1]) > key(&entry) {
+            entries[at] = entries[at - 1];
+            at -= 1;
+        }
+        entries[at] = entry;
+    }
 }

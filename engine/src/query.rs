@@ -178,7 +178,10 @@ impl Engine {
     }
 
     pub fn balance(&self, user: UserId) -> Option<Cash> {
-        self.ledger.cash.get(user.0 as usize).copied()
+        self.ledger
+            .cash
+            .get(user.0 as usize)
+            .map(|account| account.value)
     }
 
     pub fn position(&self, user: UserId, market: MarketId) -> Position {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::book::Book;
 use crate::command::{MarketParams, PlaceOrder, FORMAT_VERSION};
 use crate::engine::{ClientIds, ClientRecord, Config, Engine, Market, UserOrders};
-use crate::ledger::{Cash, Position};
+use crate::ledger::{Cash, Position, Stamped};
 use crate::matching::check_price;
 use crate::orders::{Order, NIL};
 use crate::types::{
@@ -102,7 +102,7 @@ impl Engine {
     pub fn snapshot(&self) -> Snapshot {
         let users = (0..self.users.len())
             .map(|user| UserSnapshot {
-                cash: self.ledger.cash[user],
+                cash: self.ledger.cash[user].value,
                 client_ids: self.client_ids_snapshot(user),
             })
             .collect();
@@ -113,8 +113,8 @@ impl Engine {
             .ledger
             .positions
             .iter()
-            .filter(|(_, position)| !position.is_empty())
-            .map(|(&(market, user), &position)| (market, user, position))
+            .filter(|(_, account)| !account.value.is_empty())
+            .map(|(&(market, user), account)| (market, user, account.value))
             .collect();
         positions.sort_unstable_by_key(|entry| (entry.0, entry.1));
         Snapshot {
@@ -221,7 +221,7 @@ impl Engine {
         engine.ledger.external_micros = snapshot.external_micros;
         for user in &snapshot.users {
             engine.users.push(UserOrders::default());
-            engine.ledger.cash.push(user.cash);
+            engine.ledger.add_cash_account(user.cash);
         }
         for market in &snapshot.markets {
             engine.restore_market(market)?;
@@ -364,7 +364,9 @@ impl Engine {
             {
                 return Err(invalid("position"));
             }
-            self.ledger.positions.insert((market, user), position);
+            self.ledger
+                .positions
+                .insert((market, user), Stamped::new(position));
             self.ledger.holders[market.0 as usize].push(user);
         }
         Ok(())
