@@ -624,8 +624,11 @@ impl Engine {
                 let keep = self.reserve_of(order);
                 let excess = order.locked_micros - keep;
                 assert!(excess >= 0);
-                self.ledger.unlock(user, excess);
-                self.orders.get_mut(slot).locked_micros = keep;
+                // A maker filled at its own limit without fees holds exactly its reserve.
+                if excess > 0 {
+                    self.ledger.unlock(user, excess);
+                    self.orders.get_mut(slot).locked_micros = keep;
+                }
             }
             Side::Sell => {
                 if qty_dropped > 0 {

@@ -159,10 +159,10 @@ impl IdPage {
         self.open_bits[offset / ID_WORD_BITS] & (1 << (offset % ID_WORD_BITS)) != 0
     }
 
+    /// Flips an id's bit, which must say the opposite of `open` before.
     fn set_open(&mut self, offset: usize, open: bool) {
         assert_ne!(self.is_open(offset), open);
         self.open_bits[offset / ID_WORD_BITS] ^= 1 << (offset % ID_WORD_BITS);
-        assert_eq!(self.is_open(offset), open);
     }
 }
 
@@ -226,10 +226,10 @@ impl IdIndex {
         self.len -= 1;
         if page.open == 0 {
             *entry = None;
-        }
-        while matches!(self.pages.front(), Some(None)) {
-            self.pages.pop_front();
-            self.first_page += 1;
+            while matches!(self.pages.front(), Some(None)) {
+                self.pages.pop_front();
+                self.first_page += 1;
+            }
         }
         slot
     }
