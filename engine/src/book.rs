@@ -22,9 +22,16 @@ const EMPTY_LEVEL: Level = Level {
     qty: 0,
 };
 
+/// Wide enough that the rounded-up reciprocal of every allowed tick divides every price
+/// exactly (the products need 64 bits).
+const INDEX_SHIFT: u32 = 20;
+
 #[derive(Clone, Debug)]
 pub(crate) struct Book {
     tick_units: u16,
+    /// `ceil(2^INDEX_SHIFT / tick_units)`: `price * index_reciprocal >> INDEX_SHIFT` is
+    /// `price / tick_units` for every price and allowed tick (a test checks them all).
+    index_reciprocal: u64,
     /// Indexed by `price_units / tick_units`; a level holds bids or asks, never both, because
     /// the book is never crossed after a command.
     levels: Vec<Level>,
@@ -38,6 +45,7 @@ impl Book {
         let count = (PRICE_SCALE / tick_units as u32) as usize;
         Book {
             tick_units,
+            index_reciprocal: (1u64 << INDEX_SHIFT).div_ceil(tick_units as u64),
             levels: vec![EMPTY_LEVEL; count],
             bids: SideSet::new(BookSide::Bid, count),
             asks: SideSet::new(BookSide::Ask, count),
@@ -45,15 +53,10 @@ impl Book {
     }
 
     fn index(&self, price_units: u16) -> usize {
-        // One arm per allowed tick, so each division is by a constant (a multiply), not a
-        // hardware divide: this runs on every level access.
-        let (index, rest) = match self.tick_units {
-            1 => (price_units, 0),
-            10 => (price_units / 10, price_units % 10),
-            100 => (price_units / 100, price_units % 100),
-            tick => unreachable!("tick {tick} is not one of TICK_UNITS_ALLOWED"),
-        };
-        assert!(price_units > 0 && rest == 0);
+        // A multiply and a shift instead of a division: this runs on every level access. The
+        // assertion also proves the quotient exact (a wrong one could not multiply back).
+        let index = (price_units as u64 * self.index_reciprocal) >> INDEX_SHIFT;
+        assert!(price_units > 0 && index * self.tick_units as u64 == price_units as u64);
         index as usize
     }
 
@@ -353,6 +356,30 @@ impl BitSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reciprocal_divides_every_price_by_every_tick_exactly() {
+        for tick_units in crate::units::TICK_UNITS_ALLOWED {
+            let book = Book::new(tick_units);
+            for price_units in 1..=crate::units::PRICE_UNITS_MAX {
+                let quotient = (price_units as u64 * book.index_reciprocal) >> INDEX_SHIFT;
+                assert_eq!(
+                    quotient,
+                    (price_units / tick_units) as u64,
+                    "{price_units}/{tick_units}"
+                );
+                if price_units % tick_units == 0 {
+                    assert_eq!(book.index(price_units), (price_units / tick_units) as usize);
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic]
+    fn a_price_off_the_tick_has_no_level() {
+        Book::new(10).index(4_995);
+    }
 
     #[test]
     fn bitset_scans_find_neighbours() {
