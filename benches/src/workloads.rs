@@ -10,7 +10,7 @@
 use engine::units::{complement_units, MICROS_PER_SHARE, OPEN_ORDERS_PER_USER_LIMIT};
 use engine::{
     Command, Config, Engine, Event, MarketId, MarketParams, Op, OrderId, Outcome, PlaceOrder,
-    Reject, Resolution, Side, UserId,
+    Reject, Resolution, Side, Slug, UserId,
 };
 use serde::Serialize;
 use sim::rng::SplitMix64;
@@ -131,7 +131,7 @@ fn setup(shape: &Shape) -> Vec<Command> {
     let mut ops = Vec::new();
     for market in 0..shape.markets {
         ops.push(Op::CreateMarket(MarketParams {
-            slug: format!("market-{market}"),
+            slug: Slug::new(&format!("market-{market}")).expect("a valid slug"),
             tick_units: UNITS_PER_TICK,
             qty_min: 1,
             qty_max: shape.qty_max.max(shape.market_qty_max),
@@ -473,7 +473,7 @@ pub fn resolution_setup(holders: u32) -> (Engine, Command) {
         events.clear();
     };
     apply(Op::CreateMarket(MarketParams {
-        slug: "resolution".into(),
+        slug: Slug::new("resolution").expect("a valid slug"),
         tick_units: UNITS_PER_TICK,
         qty_min: 1,
         qty_max: 1_000,

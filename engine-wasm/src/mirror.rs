@@ -269,7 +269,7 @@ impl Mirror {
                 cash(account.available_micros, 0),
             ],
             markets: vec![MarketSnapshot {
-                params: self.params.clone(),
+                params: self.params,
                 state: MarketState::Open,
                 resolution: None,
                 book_seq: 0,

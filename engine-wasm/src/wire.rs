@@ -5,7 +5,8 @@
 //! the code the server would answer. It must never guess a missing or malformed value.
 
 use engine::{
-    MarketParams, OrderType, Outcome, PlaceOrder, SelfTradePrevention, Side, TimeInForce, UserId,
+    MarketParams, OrderType, Outcome, PlaceOrder, SelfTradePrevention, Side, Slug, TimeInForce,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +56,7 @@ impl MarketJson {
         let tick_units =
             decimal::price_units(&self.tick_size).map_err(|e| invalid("tickSize", e))?;
         Ok(MarketParams {
-            slug: "preview".into(),
+            slug: Slug::new("preview").expect("a valid slug"),
             tick_units,
             qty_min: self.min_qty,
             qty_max: self.max_qty,

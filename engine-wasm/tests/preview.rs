@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use engine::units::MICROS_PER_SHARE;
 use engine::{
-    Command, Engine, Event, MarketId, MarketParams, Op, OrderType, Outcome, PlaceOrder, Side,
+    Command, Engine, Event, MarketId, MarketParams, Op, OrderType, Outcome, PlaceOrder, Side, Slug,
     TimeInForce, UserId,
 };
 use engine_wasm::decimal::{format_cash, format_price};
@@ -105,7 +105,7 @@ fn deltas_apply_in_sequence_and_a_gap_asks_for_a_resync() {
 fn a_crossed_or_malformed_snapshot_is_refused() {
     let params = market_json("0.01", "0", "0").params().unwrap();
     let crossed = book(1, &[("0.55", 1)], &[("0.50", 1)]);
-    assert!(Mirror::new(params.clone(), &crossed).is_err());
+    assert!(Mirror::new(params, &crossed).is_err());
     let malformed = book(1, &[("half", 1)], &[]);
     assert!(Mirror::new(params, &malformed).is_err());
 }
@@ -210,7 +210,7 @@ fn native(params: &MarketParams, levels: &[(Outcome, u16, Vec<u64>)], account: A
             .unwrap_or_else(|r| panic!("{r}"));
         events.clear();
     };
-    apply(&mut engine, Op::CreateMarket(params.clone()));
+    apply(&mut engine, Op::CreateMarket(*params));
     let makers = 4;
     for user in 0..=makers {
         apply(&mut engine, Op::CreateUser);
@@ -425,7 +425,7 @@ fn parity(scenario: Scenario) -> (Outcome6, Outcome6) {
         account,
     } = scenario;
     let params = MarketParams {
-        slug: "parity".into(),
+        slug: Slug::new("parity").expect("a valid slug"),
         tick_units: tick,
         qty_min: 1,
         qty_max: 100_000,

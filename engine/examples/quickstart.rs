@@ -11,7 +11,7 @@
 use engine::units::{MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE};
 use engine::{
     Command, Engine, Event, MarketId, MarketParams, Op, Outcome, PlaceOrder, Resolution, Side,
-    UserId,
+    Slug, UserId,
 };
 
 const NAMES: [&str; 2] = ["alice", "bob"];
@@ -91,7 +91,7 @@ fn main() {
 
     // A market priced in cents with a 7% taker fee on qty * p * (1 - p) and no maker fee.
     ex.apply(Op::CreateMarket(MarketParams {
-        slug: "will-it-rain-tomorrow".into(),
+        slug: Slug::new("will-it-rain-tomorrow").expect("a valid slug"),
         tick_units: 100,
         qty_min: 1,
         qty_max: 1_000,

@@ -13,7 +13,7 @@ use crate::reject::Reject;
 use crate::types::{CancelReason, MarketId, MarketState, OrderEnd, Outcome, Resolution, UserId};
 use crate::units::{
     notional_micros, CASH_IN_SYSTEM_MICROS_MAX, FEE_RATE_BPS_MAX, MICROS_PER_SHARE,
-    ORDER_QTY_LIMIT, PRICE_SCALE, SLUG_LEN_MAX, TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX,
+    ORDER_QTY_LIMIT, PRICE_SCALE, TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX,
 };
 
 impl Engine {
@@ -59,13 +59,13 @@ impl Engine {
         }
         let market = MarketId(self.markets.len() as u32);
         self.markets.push(Market {
-            params: params.clone(),
+            params: *params,
             state: MarketState::Open,
             resolution: None,
             book: Book::new(params.tick_units),
             book_seq: 0,
         });
-        self.slugs.insert(params.slug.clone(), market);
+        self.slugs.insert(params.slug, market);
         self.ledger.escrow_micros.push(0);
         self.ledger.holders.push(Vec::new());
         if let Some(close_at) = params.close_ts_micros {
@@ -73,7 +73,7 @@ impl Engine {
         }
         out.push(Event::MarketCreated {
             market,
-            params: params.clone(),
+            params: *params,
         });
         Ok(())
     }
@@ -301,11 +301,6 @@ impl Engine {
 }
 
 fn market_params_valid(params: &MarketParams, now_micros: u64) -> bool {
-    let slug_valid = (1..=SLUG_LEN_MAX).contains(&params.slug.len())
-        && params
-            .slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     let qty_valid = 1 <= params.qty_min
         && params.qty_min <= params.qty_max
         && params.qty_max <= ORDER_QTY_LIMIT;
@@ -317,8 +312,7 @@ fn market_params_valid(params: &MarketParams, now_micros: u64) -> bool {
     let close_valid = params
         .close_ts_micros
         .is_none_or(|close| close > now_micros);
-    slug_valid
-        && TICK_UNITS_ALLOWED.contains(&params.tick_units)
+    TICK_UNITS_ALLOWED.contains(&params.tick_units)
         && qty_valid
         && taker_valid
         && maker_valid

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::{
     ClientOrderId, MarketId, OrderId, OrderType, Outcome, Resolution, SelfTradePrevention, Side,
-    TimeInForce, UserId,
+    Slug, TimeInForce, UserId,
 };
 
 /// Bumped whenever the serialized shape of `Command` or `Event` changes incompatibly.
@@ -88,9 +88,9 @@ pub enum Op {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MarketParams {
-    pub slug: String,
+    pub slug: Slug,
     /// 100, 10 or 1 price units (0.01, 0.001, 0.0001).
     pub tick_units: u16,
     pub qty_min: u64,

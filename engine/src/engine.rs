@@ -15,7 +15,7 @@ use crate::event::Event;
 use crate::ledger::{Ledger, Position};
 use crate::orders::{Arena, NIL};
 use crate::reject::Reject;
-use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId};
+use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId, Slug};
 use crate::units::{
     MARKETS_MAX, OPEN_ORDERS_PER_USER_DEFAULT, OPEN_ORDERS_PER_USER_LIMIT, USERS_MAX,
 };
@@ -101,7 +101,7 @@ pub struct Engine {
     pub(crate) next_order_id: u64,
     pub(crate) next_trade_id: u64,
     pub(crate) markets: Vec<Market>,
-    pub(crate) slugs: FxHashMap<String, MarketId>,
+    pub(crate) slugs: FxHashMap<Slug, MarketId>,
     pub(crate) users: Vec<UserOrders>,
     pub(crate) ledger: Ledger,
     pub(crate) orders: Arena,

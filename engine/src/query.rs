@@ -11,7 +11,7 @@ use crate::ledger::{Cash, Position};
 use crate::orders::{Order, NIL};
 use crate::types::{
     BookSide, MarketId, MarketState, OrderId, OrderType, Outcome, Resolution, SelfTradePrevention,
-    Side, TimeInForce, UserId,
+    Side, Slug, TimeInForce, UserId,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ impl Engine {
         let state = self.markets.get(market.0 as usize)?;
         Some(MarketView {
             market,
-            params: state.params.clone(),
+            params: state.params,
             state: state.state,
             resolution: state.resolution,
             book_seq: state.book_seq,
@@ -108,7 +108,7 @@ impl Engine {
     }
 
     pub fn market_by_slug(&self, slug: &str) -> Option<MarketId> {
-        self.slugs.get(slug).copied()
+        self.slugs.get(&Slug::new(slug)?).copied()
     }
 
     /// Up to `depth` levels per side, best first.

@@ -23,8 +23,7 @@ use crate::types::{
 };
 use crate::units::{
     BATCH_ITEMS_MAX, CASH_IN_SYSTEM_MICROS_MAX, CLIENT_ORDER_IDS_KEPT, FEE_RATE_BPS_MAX,
-    OPEN_ORDERS_MAX, ORDER_QTY_LIMIT, SLIPPAGE_BPS_MAX, SLUG_LEN_MAX, TICK_UNITS_ALLOWED,
-    TRANSFER_MICROS_MAX,
+    OPEN_ORDERS_MAX, ORDER_QTY_LIMIT, SLIPPAGE_BPS_MAX, TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX,
 };
 
 const SCALE: i128 = 10_000;
@@ -513,14 +512,8 @@ impl Reference {
         if self.markets.len() >= self.config.markets_max as usize {
             return Err(Reject::TooManyMarkets);
         }
-        let slug_ok = !params.slug.is_empty()
-            && params.slug.len() <= SLUG_LEN_MAX
-            && params
-                .slug
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        let valid = slug_ok
-            && TICK_UNITS_ALLOWED.contains(&params.tick_units)
+        // (A `Slug` is valid by construction.)
+        let valid = TICK_UNITS_ALLOWED.contains(&params.tick_units)
             && params.qty_min >= 1
             && params.qty_min <= params.qty_max
             && params.qty_max <= ORDER_QTY_LIMIT
@@ -536,7 +529,7 @@ impl Reference {
             return Err(Reject::SlugTaken);
         }
         self.markets.push(Market {
-            params: params.clone(),
+            params: *params,
             state: MarketState::Open,
             resolution: None,
             book_seq: 0,
@@ -544,7 +537,7 @@ impl Reference {
         });
         out.push(Event::MarketCreated {
             market: MarketId(self.markets.len() as u32 - 1),
-            params: params.clone(),
+            params: *params,
         });
         Ok(())
     }
@@ -1399,7 +1392,7 @@ impl Reference {
                 let mut orders = self.book(id, BookSide::Bid);
                 orders.extend(self.book(id, BookSide::Ask));
                 MarketSnapshot {
-                    params: market.params.clone(),
+                    params: market.params,
                     state: market.state,
                     resolution: market.resolution,
                     book_seq: market.book_seq,

@@ -185,7 +185,7 @@ impl Engine {
             }
         }
         MarketSnapshot {
-            params: state.params.clone(),
+            params: state.params,
             state: state.state,
             resolution: state.resolution,
             book_seq: state.book_seq,
@@ -265,13 +265,13 @@ impl Engine {
             return Err(invalid("resolved market"));
         }
         self.markets.push(Market {
-            params: params.clone(),
+            params: *params,
             state: market.state,
             resolution: market.resolution,
             book: Book::new(params.tick_units),
             book_seq: market.book_seq,
         });
-        self.slugs.insert(params.slug.clone(), id);
+        self.slugs.insert(params.slug, id);
         self.ledger.escrow_micros.push(market.escrow_micros);
         self.ledger.holders.push(Vec::new());
         let closable = matches!(market.state, MarketState::Open | MarketState::Halted);

@@ -7,7 +7,7 @@ use core::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::units::CLIENT_ORDER_ID_LEN_MAX;
+use crate::units::{CLIENT_ORDER_ID_LEN_MAX, SLUG_LEN_MAX};
 
 /// Dense user id, assigned in order by `CreateUser`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -183,54 +183,82 @@ pub enum OrderEnd {
     Expired,
 }
 
-/// A client order id: 1..=36 printable ASCII bytes, stored inline so remembering one never
-/// allocates.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClientOrderId {
-    len: u8,
-    bytes: [u8; CLIENT_ORDER_ID_LEN_MAX],
-}
-
-impl ClientOrderId {
-    pub fn new(text: &str) -> Option<ClientOrderId> {
-        let valid_len = (1..=CLIENT_ORDER_ID_LEN_MAX).contains(&text.len());
-        if !valid_len || !text.bytes().all(|b| b.is_ascii_graphic()) {
-            return None;
+/// Defines a bounded ASCII string type stored inline (`Copy`, so holding one never allocates):
+/// `new` accepts 1..=`$len` bytes that all pass `$byte_ok`, and serde reads and writes it as a
+/// plain string, rejecting what `new` rejects with `$expected`.
+macro_rules! inline_ascii {
+    ($(#[$doc:meta])* $name:ident, $len:expr, $byte_ok:expr, $expected:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name {
+            len: u8,
+            bytes: [u8; $len],
         }
-        let mut bytes = [0u8; CLIENT_ORDER_ID_LEN_MAX];
-        bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Some(ClientOrderId {
-            len: text.len() as u8,
-            bytes,
-        })
-    }
 
-    pub fn as_str(&self) -> &str {
-        // Only ASCII is ever stored (checked in `new`), so this cannot fail.
-        core::str::from_utf8(&self.bytes[..self.len as usize]).expect("ascii")
-    }
+        impl $name {
+            pub fn new(text: &str) -> Option<$name> {
+                let valid_len = (1..=$len).contains(&text.len());
+                let byte_ok: fn(u8) -> bool = $byte_ok;
+                if !valid_len || !text.bytes().all(byte_ok) {
+                    return None;
+                }
+                let mut bytes = [0u8; $len];
+                bytes[..text.len()].copy_from_slice(text.as_bytes());
+                Some($name {
+                    len: text.len() as u8,
+                    bytes,
+                })
+            }
+
+            pub fn as_str(&self) -> &str {
+                // Only ASCII is ever stored (checked in `new`), so this cannot fail.
+                core::str::from_utf8(&self.bytes[..self.len as usize]).expect("ascii")
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.as_str())
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <alloc::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                $name::new(&text).ok_or_else(|| serde::de::Error::custom($expected))
+            }
+        }
+    };
 }
 
-impl fmt::Debug for ClientOrderId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.as_str())
-    }
-}
+inline_ascii!(
+    /// A client order id: 1..=36 printable ASCII bytes.
+    ClientOrderId,
+    CLIENT_ORDER_ID_LEN_MAX,
+    |b| b.is_ascii_graphic(),
+    "client order id must be 1..=36 printable ASCII characters"
+);
 
-impl Serialize for ClientOrderId {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for ClientOrderId {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = <alloc::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        ClientOrderId::new(&text).ok_or_else(|| {
-            serde::de::Error::custom("client order id must be 1..=36 printable ASCII characters")
-        })
-    }
-}
+inline_ascii!(
+    /// A market's slug, its name in URLs: 1..=64 bytes of `a-z`, `0-9` and `-`. (Inline, so
+    /// market parameters and the events carrying them own no heap memory.)
+    Slug,
+    SLUG_LEN_MAX,
+    |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-',
+    "slug must be 1..=64 characters of a-z, 0-9 and -"
+);
 
 #[cfg(test)]
 mod tests {
@@ -255,5 +283,20 @@ mod tests {
         assert_eq!(json, "\"bot-7:42\"");
         assert_eq!(serde_json::from_str::<ClientOrderId>(&json).unwrap(), id);
         assert!(serde_json::from_str::<ClientOrderId>("\"é\"").is_err());
+    }
+
+    #[test]
+    fn slugs_are_bounded_lowercase_digits_and_dashes() {
+        for bad in ["", "Rain", "will rain", "will_rain", "é", &"x".repeat(65)] {
+            assert!(Slug::new(bad).is_none(), "{bad:?}");
+            let json = serde_json::to_string(bad).unwrap();
+            assert!(serde_json::from_str::<Slug>(&json).is_err(), "{bad:?}");
+        }
+        for good in ["0-9-a-z", "will-it-rain", &"a".repeat(64)] {
+            let slug = Slug::new(good).unwrap();
+            assert_eq!(slug.as_str(), good);
+            let json = serde_json::to_string(&slug).unwrap();
+            assert_eq!(serde_json::from_str::<Slug>(&json).unwrap(), slug);
+        }
     }
 }

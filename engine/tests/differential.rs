@@ -15,7 +15,8 @@ use engine::audit::FillAudit;
 use engine::reference::Reference;
 use engine::{
     BookSide, ClientOrderId, Command, Config, Engine, Event, MarketId, MarketParams, Op, OrderId,
-    OrderType, Outcome, PlaceOrder, Resolution, SelfTradePrevention, Side, TimeInForce, UserId,
+    OrderType, Outcome, PlaceOrder, Resolution, SelfTradePrevention, Side, Slug, TimeInForce,
+    UserId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -31,7 +32,7 @@ fn setup() -> Vec<Op> {
         ops.push(Op::CreateUser);
     }
     ops.push(Op::CreateMarket(MarketParams {
-        slug: "btc-50k".into(),
+        slug: Slug::new("btc-50k").expect("a valid slug"),
         tick_units: 100,
         qty_min: 1,
         qty_max: 50,
@@ -40,7 +41,7 @@ fn setup() -> Vec<Op> {
         close_ts_micros: None,
     }));
     ops.push(Op::CreateMarket(MarketParams {
-        slug: "rain-tomorrow".into(),
+        slug: Slug::new("rain-tomorrow").expect("a valid slug"),
         tick_units: 10,
         qty_min: 2,
         qty_max: 30,

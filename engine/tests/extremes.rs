@@ -11,7 +11,7 @@ use engine::units::{
 };
 use engine::{
     ClientOrderId, MarketId, MarketParams, Op, OrderId, OrderType, Outcome, PlaceOrder, Resolution,
-    SelfTradePrevention, Side, TimeInForce, UserId,
+    SelfTradePrevention, Side, Slug, TimeInForce, UserId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::Config as ProptestConfig;
@@ -162,7 +162,7 @@ fn op() -> impl Strategy<Value = Op> {
         .prop_map(
             |(tick_units, qty_min, qty_max, maker_fee_bps, taker_fee_bps, close)| {
                 Op::CreateMarket(MarketParams {
-                    slug: "edge".into(),
+                    slug: Slug::new("edge").expect("a valid slug"),
                     tick_units,
                     qty_min,
                     qty_max,

@@ -7,14 +7,14 @@ use std::collections::BTreeSet;
 
 use engine::{
     ClientOrderId, Command, Engine, Event, MarketId, MarketParams, MarketState, Op, OrderId,
-    Outcome, PlaceOrder, Reject, Resolution, SelfTradePrevention, Side, Snapshot, TimeInForce,
-    UserId,
+    Outcome, PlaceOrder, Reject, Resolution, SelfTradePrevention, Side, Slug, Snapshot,
+    TimeInForce, UserId,
 };
 use support::{Harness, DOLLAR};
 
 fn params(slug: &str, tick_units: u16, close_ts_micros: Option<u64>) -> MarketParams {
     MarketParams {
-        slug: slug.to_owned(),
+        slug: Slug::new(slug).expect("a valid slug"),
         tick_units,
         qty_min: 1,
         qty_max: 10_000,
@@ -341,7 +341,7 @@ fn restore_rejects_a_tampered_snapshot() {
         ("negative escrow", |s| s.markets[1].escrow_micros = -1),
         ("market params", |s| s.markets[1].params.tick_units = 7),
         ("market params", |s| {
-            s.markets[1].params.slug = s.markets[0].params.slug.clone()
+            s.markets[1].params.slug = s.markets[0].params.slug
         }),
         ("resolution does not match the market state", |s| {
             s.markets[2].resolution = None

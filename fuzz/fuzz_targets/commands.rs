@@ -2,7 +2,7 @@
 //! reject changes nothing, and every invariant holds after every command.
 #![no_main]
 
-use engine::{
+use engine::{Slug, 
     Command, Engine, MarketId, MarketParams, Op, OrderId, OrderType, Outcome, PlaceOrder,
     Resolution, SelfTradePrevention, Side, TimeInForce, UserId,
 };
@@ -155,7 +155,7 @@ fn setup(engine: &mut Engine) {
     }
     for (index, tick_units) in [100u16, 10, 1].into_iter().enumerate() {
         ops.push(Op::CreateMarket(MarketParams {
-            slug: format!("fuzz-{index}"),
+            slug: Slug::new(&format!("fuzz-{index}")).expect("a valid slug"),
             tick_units,
             qty_min: 1,
             qty_max: 1_000_000,

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use engine::{MarketId, MarketParams, Op, Outcome, PlaceOrder, Side, UserId};
+use engine::{MarketId, MarketParams, Op, Outcome, PlaceOrder, Side, Slug, UserId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
@@ -118,7 +118,7 @@ pub async fn market(state: &AppState, slug: &str, question: &str) -> Result<Mark
         return Ok(market.engine_id);
     }
     let params = MarketParams {
-        slug: slug.to_owned(),
+        slug: Slug::new(slug).expect("demo slugs are valid"),
         tick_units: 100,
         qty_min: 1,
         qty_max: 10_000,

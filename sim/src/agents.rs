@@ -10,7 +10,8 @@
 use engine::units::{MICROS_PER_SHARE, PRICE_SCALE};
 use engine::{
     BookSide, ClientOrderId, Engine, MarketId, MarketParams, MarketState, Op, OrderId, OrderType,
-    OrderView, Outcome, PlaceOrder, Resolution, SelfTradePrevention, Side, TimeInForce, UserId,
+    OrderView, Outcome, PlaceOrder, Resolution, SelfTradePrevention, Side, Slug, TimeInForce,
+    UserId,
 };
 use serde::Serialize;
 
@@ -662,7 +663,7 @@ impl Admin {
             .chance(50)
             .then(|| now_micros + rng.between(5_000_000, 60_000_000));
         let params = MarketParams {
-            slug: format!("sim-market-{}", self.markets_created),
+            slug: Slug::new(&format!("sim-market-{}", self.markets_created)).expect("a valid slug"),
             tick_units,
             qty_min: 1,
             qty_max: SIM_QTY_MAX,

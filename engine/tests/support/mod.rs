@@ -4,7 +4,7 @@
 
 use engine::{
     Command, Engine, Event, MarketId, MarketParams, Op, OrderId, Outcome, PlaceOrder, Reject, Side,
-    UserId,
+    Slug, UserId,
 };
 
 pub const DOLLAR: i64 = 1_000_000;
@@ -81,7 +81,8 @@ impl Harness {
 
     /// A market with tick 0.01, quantities 1..=1,000,000 and the given fee rates in bps.
     pub fn market(&mut self, maker_fee_bps: i32, taker_fee_bps: i32) -> MarketId {
-        let slug = format!("market-{}", self.engine.market_count());
+        let slug =
+            Slug::new(&format!("market-{}", self.engine.market_count())).expect("a valid slug");
         self.market_with(MarketParams {
             slug,
             tick_units: 100,

@@ -14,8 +14,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use engine::units::{ORDER_QTY_LIMIT, SLUG_LEN_MAX};
-use engine::{MarketId, MarketParams, Op, Resolution};
+use engine::units::ORDER_QTY_LIMIT;
+use engine::{MarketId, MarketParams, Op, Resolution, Slug};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -113,19 +113,12 @@ pub async fn find(db: &Db, id_or_slug: &str) -> Result<Option<Market>, Error> {
     let (column, key) = match Uuid::parse_str(id_or_slug) {
         Ok(id) => ("id", id.to_string()),
         // Nothing else can be a slug; PostgreSQL would refuse some of it (a NUL) as an error.
-        Err(_) if !slug_shaped(id_or_slug) => return Ok(None),
+        Err(_) if Slug::new(id_or_slug).is_none() => return Ok(None),
         Err(_) => ("slug", id_or_slug.to_owned()),
     };
     let sql = format!("SELECT {MARKET_COLUMNS} FROM markets WHERE {column} = $1");
     let row = sqlx::query(&sql).bind(key).fetch_optional(&db.pool).await?;
     row.as_ref().map(from_row).transpose()
-}
-
-fn slug_shaped(text: &str) -> bool {
-    (1..=SLUG_LEN_MAX).contains(&text.len())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// A market that must exist (404 otherwise).
@@ -278,12 +271,8 @@ fn text(raw: &str, field: &'static str, min: usize, max: usize) -> Result<String
 
 /// The request as engine parameters plus the question and description the engine does not keep.
 fn parse_create(body: CreateRequest) -> Result<(MarketParams, String, String), Error> {
-    if !slug_shaped(&body.slug) {
-        return Err(Error::validation(
-            "slug",
-            "must be 1 to 64 characters of a-z, 0-9 and -",
-        ));
-    }
+    let slug = Slug::new(&body.slug)
+        .ok_or_else(|| Error::validation("slug", "must be 1 to 64 characters of a-z, 0-9 and -"))?;
     let question = text(&body.question, "question", 1, QUESTION_CHARS_MAX)?;
     let description = text(&body.description, "description", 0, DESCRIPTION_CHARS_MAX)?;
     let tick_units = match body.tick_size.as_str() {
@@ -325,7 +314,7 @@ fn parse_create(body: CreateRequest) -> Result<(MarketParams, String, String), E
         }
     };
     let params = MarketParams {
-        slug: body.slug,
+        slug,
         tick_units,
         qty_min: body.min_qty,
         qty_max: body.max_qty,

@@ -69,7 +69,7 @@ impl Deadlines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::{Command, MarketParams, Op, Outcome, PlaceOrder, Side, TimeInForce};
+    use engine::{Command, MarketParams, Op, Outcome, PlaceOrder, Side, Slug, TimeInForce};
 
     fn apply(engine: &mut Engine, ts_micros: u64, op: Op) -> Vec<Event> {
         let mut events = Vec::new();
@@ -97,7 +97,7 @@ mod tests {
             deadlines.after_command(&events, ts);
         }
         let params = MarketParams {
-            slug: "m".into(),
+            slug: Slug::new("m").expect("a valid slug"),
             tick_units: 100,
             qty_min: 1,
             qty_max: 100,

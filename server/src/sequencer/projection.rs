@@ -194,7 +194,7 @@ impl Builder {
                     market_id: market_id.to_string(),
                     question: question.clone(),
                     description: description.clone(),
-                    params: params.clone(),
+                    params: *params,
                     created_at: ts,
                 };
                 let change = MarketChange {
@@ -549,7 +549,7 @@ fn markets(
         rows.push(vec![
             Value::Int(market.0.into()),
             Value::Text(row.market_id),
-            Value::Text(row.params.slug.clone()),
+            Value::Text(row.params.slug.to_string()),
             Value::Text(row.question),
             Value::Text(row.description),
             Value::Int(row.params.tick_units.into()),

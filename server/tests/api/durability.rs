@@ -2,7 +2,7 @@
 //! state hash and balances (from a snapshot, or replaying the journal from empty), the trading
 //! projections agree with the engine, and a failed commit stops writes.
 
-use engine::{MarketParams, Op, Outcome, PlaceOrder, Resolution, Side};
+use engine::{MarketParams, Op, Outcome, PlaceOrder, Resolution, Side, Slug};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use server::sequencer::Subject;
@@ -172,7 +172,7 @@ async fn trading_projections_match_the_engine_across_a_crash(backend: Backend) {
         .await
         .unwrap();
     let params = MarketParams {
-        slug: "will-it-rain".into(),
+        slug: Slug::new("will-it-rain").expect("a valid slug"),
         tick_units: 100,
         qty_min: 1,
         qty_max: 1_000_000,
