@@ -148,6 +148,8 @@ impl Engine {
                 && order.market == market
                 && order.book_side() == side
                 && order.book_price_units() == price
+                && side == BookSide::of(order.side, order.outcome)
+                && price == crate::orders::book_price_units(order.outcome, order.limit_units)
                 && order.level_prev == prev
                 && order.remaining_qty() > 0
                 && self.orders.slot_of(order.id) == Some(slot);

@@ -211,7 +211,7 @@ impl Engine {
         }
         let order = self.orders.get_mut(slot);
         order.qty = new_qty;
-        order.limit_units = new_limit;
+        order.set_limit(new_limit);
         out.push(Event::OrderAmended {
             order: order.id,
             qty: new_qty,

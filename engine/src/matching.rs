@@ -375,6 +375,8 @@ impl Engine {
             post_only: request.post_only,
             reduce_only: request.reduce_only,
             limit_units: accepted.limit_units,
+            rests_on: BookSide::of(request.side, request.outcome),
+            rests_at_units: book_price_units(request.outcome, accepted.limit_units),
             qty: accepted.qty,
             filled_qty: 0,
             expires_at_micros: request.expires_at_micros,

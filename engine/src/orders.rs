@@ -26,8 +26,13 @@ pub(crate) struct Order {
     pub self_trade_prevention: SelfTradePrevention,
     pub post_only: bool,
     pub reduce_only: bool,
-    /// Limit in the order's own outcome.
+    /// Limit in the order's own outcome (`set_limit` changes it).
     pub limit_units: u16,
+    /// Where the order rests or would rest: `BookSide::of(side, outcome)` and the limit as a
+    /// YES price. Kept beside what they derive from because matching asks for them on every
+    /// fill (the checker proves them in step).
+    pub rests_on: BookSide,
+    pub rests_at_units: u16,
     /// The total quantity (shrinks on amend-down and self-trade decrements).
     pub qty: u64,
     pub filled_qty: u64,
@@ -49,12 +54,17 @@ impl Order {
     }
 
     pub fn book_side(&self) -> BookSide {
-        BookSide::of(self.side, self.outcome)
+        self.rests_on
     }
 
     /// The order's limit as a YES price, where it rests in the book.
     pub fn book_price_units(&self) -> u16 {
-        book_price_units(self.outcome, self.limit_units)
+        self.rests_at_units
+    }
+
+    pub fn set_limit(&mut self, limit_units: u16) {
+        self.limit_units = limit_units;
+        self.rests_at_units = book_price_units(self.outcome, limit_units);
     }
 }
 

@@ -329,6 +329,8 @@ impl Engine {
             post_only: order.post_only,
             reduce_only: order.reduce_only,
             limit_units: order.limit_units,
+            rests_on: side,
+            rests_at_units: price,
             qty: order.qty,
             filled_qty: order.filled_qty,
             expires_at_micros: order.expires_at_micros,
