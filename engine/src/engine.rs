@@ -109,8 +109,8 @@ pub struct Engine {
     pub(crate) closes: BTreeSet<(u64, MarketId)>,
     /// Levels changed by the current command with their size before the first change.
     pub(crate) touched_levels: Vec<(MarketId, BookSide, u16, u64)>,
-    /// Reused buffer for order slots collected by cancel-all, closes and resolution.
-    pub(crate) scratch_slots: Vec<u32>,
+    /// Reused buffer for the orders (id, slot) collected by cancel-all, closes and resolution.
+    pub(crate) scratch_slots: Vec<(OrderId, u32)>,
 }
 
 impl Default for Engine {

@@ -59,11 +59,11 @@ impl Engine {
         while slot != NIL {
             let order = self.orders.get(slot);
             if market.is_none_or(|m| m == order.market) {
-                slots.push(slot);
+                slots.push((order.id, slot));
             }
             slot = order.user_next;
         }
-        for &slot in &slots {
+        for &(_, slot) in &slots {
             self.end_resting(
                 slot,
                 OrderEnd::Cancelled,
