@@ -229,10 +229,11 @@ impl Engine {
     /// `event` module documents, and clears the touch lists.
     fn flush(&mut self, out: &mut Vec<Event>) {
         self.flush_levels(out);
-        // The ledger records each account once per command, with its value before the first
-        // change, so the lists only need ordering.
+        // The ledger records an account once per command with its value before the first change
+        // (its stamp), so the lists need ordering; keeping only the first entry of a key also
+        // covers a position forgotten at resolution and touched again in the same command.
         let mut touched = core::mem::take(&mut self.ledger.touched_positions);
-        sort_stable_by_key(&mut touched, |entry| entry.0);
+        sort_keep_first(&mut touched, |entry| entry.0);
         for &((market, user), before) in touched.iter() {
             let now: Position = self.ledger.position(market, user);
             if now != before {
@@ -245,6 +246,7 @@ impl Engine {
         }
         touched.clear();
         self.ledger.touched_positions = touched;
+        // Cash accounts are never forgotten, so their stamps alone keep the list unique.
         let mut touched = core::mem::take(&mut self.ledger.touched_cash);
         sort_stable_by_key(&mut touched, |entry| entry.0);
         for &(user, before) in touched.iter() {

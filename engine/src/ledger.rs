@@ -271,7 +271,8 @@ impl Ledger {
         self.add_free(market, user, Outcome::No, qty);
     }
 
-    /// Zeroes a holder's position at resolution and forgets it.
+    /// Zeroes a holder's position at resolution and forgets it (its stamp too: the flush keeps
+    /// the first of duplicate position entries for that reason).
     pub fn settle(&mut self, market: MarketId, user: UserId) -> Position {
         let position = *self.position_mut(market, user);
         assert_eq!(position.yes_reserved, 0);
