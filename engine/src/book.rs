@@ -64,7 +64,14 @@ impl Book {
         index as u16 * self.tick_units
     }
 
-    fn occupancy(&mut self, side: BookSide) -> &mut SideSet {
+    fn occupancy(&self, side: BookSide) -> &SideSet {
+        match side {
+            BookSide::Bid => &self.bids,
+            BookSide::Ask => &self.asks,
+        }
+    }
+
+    fn occupancy_mut(&mut self, side: BookSide) -> &mut SideSet {
         match side {
             BookSide::Bid => &mut self.bids,
             BookSide::Ask => &mut self.asks,
@@ -72,20 +79,12 @@ impl Book {
     }
 
     pub fn best(&self, side: BookSide) -> Option<u16> {
-        let index = match side {
-            BookSide::Bid => self.bids.best,
-            BookSide::Ask => self.asks.best,
-        };
-        index.map(|index| self.price(index))
+        self.occupancy(side).best.map(|index| self.price(index))
     }
 
     /// The next occupied price after `price_units`, moving away from the spread.
     pub fn next_worse(&self, side: BookSide, price_units: u16) -> Option<u16> {
-        let index = self.index(price_units);
-        let next = match side {
-            BookSide::Bid => self.bids.bits.highest_below(index),
-            BookSide::Ask => self.asks.bits.lowest_above(index),
-        };
+        let next = self.occupancy(side).next_worse(self.index(price_units));
         next.map(|index| self.price(index))
     }
 
@@ -101,11 +100,7 @@ impl Book {
     /// command a price can change sides (a bid sweeps the asks at its limit, then rests there).
     pub fn side_qty(&self, side: BookSide, price_units: u16) -> u64 {
         let index = self.index(price_units);
-        let occupied = match side {
-            BookSide::Bid => self.bids.bits.contains(index),
-            BookSide::Ask => self.asks.bits.contains(index),
-        };
-        if occupied {
+        if self.occupancy(side).bits.contains(index) {
             self.levels[index].qty
         } else {
             0
@@ -134,7 +129,7 @@ impl Book {
         }
         if tail == NIL {
             self.levels[index].head = slot;
-            self.occupancy(side).insert(index);
+            self.occupancy_mut(side).insert(index);
         } else {
             arena.get_mut(tail).level_next = slot;
         }
@@ -174,7 +169,7 @@ impl Book {
         level.qty -= remaining;
         if level.head == NIL {
             assert_eq!(level.qty, 0);
-            self.occupancy(side).remove(index);
+            self.occupancy_mut(side).remove(index);
         }
     }
 
@@ -205,10 +200,7 @@ impl Book {
     /// The best price found by scanning the occupancy bits, never the remembered best: what
     /// `best` must always equal (checks).
     pub fn scanned_best(&self, side: BookSide) -> Option<u16> {
-        let index = match side {
-            BookSide::Bid => self.bids.scan_best(),
-            BookSide::Ask => self.asks.scan_best(),
-        };
+        let index = self.occupancy(side).scan_best();
         index.map(|index| self.price(index))
     }
 
@@ -260,12 +252,17 @@ impl SideSet {
         self.bits.remove(index);
         if self.best == Some(index) {
             // The new best is the next occupied level behind the old one.
-            self.best = match self.side {
-                BookSide::Bid => self.bits.highest_below(index),
-                BookSide::Ask => self.bits.lowest_above(index),
-            };
+            self.best = self.next_worse(index);
         }
         debug_assert_eq!(self.best, self.scan_best());
+    }
+
+    /// The next occupied index after `index`, moving away from the spread.
+    fn next_worse(&self, index: usize) -> Option<usize> {
+        match self.side {
+            BookSide::Bid => self.bits.highest_below(index),
+            BookSide::Ask => self.bits.lowest_above(index),
+        }
     }
 
     /// The best index found by a full scan (what `best` must always equal).
