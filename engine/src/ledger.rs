@@ -67,6 +67,14 @@ impl<T> Stamped<T> {
             touched_in: 0,
         }
     }
+
+    /// Stamps the account with `command`; true on its first change in that command.
+    #[inline(always)]
+    fn first_touch_in(&mut self, command: u64) -> bool {
+        let first = self.touched_in != command;
+        self.touched_in = command;
+        first
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -133,8 +141,7 @@ impl Ledger {
     #[inline(always)]
     fn cash_mut(&mut self, user: UserId) -> &mut Cash {
         let account = &mut self.cash[user.0 as usize];
-        if account.touched_in != self.command {
-            account.touched_in = self.command;
+        if account.first_touch_in(self.command) {
             self.touched_cash.push((user, account.value));
         }
         &mut account.value
@@ -148,8 +155,7 @@ impl Ledger {
             holders.push(user);
             Stamped::default()
         });
-        if account.touched_in != self.command {
-            account.touched_in = self.command;
+        if account.first_touch_in(self.command) {
             self.touched_positions.push(((market, user), account.value));
         }
         &mut account.value
