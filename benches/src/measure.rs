@@ -69,6 +69,53 @@ pub fn percentile(sorted: &[u64], per_mille: u64) -> u64 {
     sorted[rank as usize - 1]
 }
 
+/// Each position's fastest sample over several runs of the same deterministic stream, sorted.
+///
+/// Operation `i` is the same work in every run, so its fastest run is its own cost; an
+/// interruption of the machine (a host interrupt, the hypervisor taking the core) lasts a few
+/// microseconds and seldom hits the same operation twice.
+pub fn fastest_of(runs: &[Vec<u64>]) -> Vec<u64> {
+    let (first, rest) = runs.split_first().expect("at least one run");
+    let mut fastest = first.clone();
+    for run in rest {
+        assert_eq!(
+            run.len(),
+            fastest.len(),
+            "runs of one stream have one length"
+        );
+        for (best, &sample) in fastest.iter_mut().zip(run) {
+            *best = (*best).min(sample);
+        }
+    }
+    fastest.sort_unstable();
+    fastest
+}
+
+/// The machine's own tail: `samples` timings, sorted, of one fixed computation (`steps`
+/// dependent multiply-adds, no memory, no branches that vary), timed exactly as the latency
+/// run times an operation. Whatever tail it has, the machine added.
+pub fn fixed_work_latencies(samples: usize, steps: u32) -> Vec<u64> {
+    let mut latencies = Vec::with_capacity(samples);
+    let mut state = 1u64;
+    for _ in 0..samples {
+        let started = std::time::Instant::now();
+        for _ in 0..steps {
+            state = std::hint::black_box(state.wrapping_mul(6_364_136_223_846_793_005) | 1);
+        }
+        latencies.push(started.elapsed().as_nanos() as u64);
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
+/// Steps of `fixed_work_latencies` whose median takes about `target_ns`.
+pub fn fixed_work_steps_for(target_ns: u64) -> u32 {
+    const PROBE_STEPS: u32 = 1_000;
+    let probe = fixed_work_latencies(1_000, PROBE_STEPS);
+    let probe_ns = percentile(&probe, 500).max(1);
+    (u64::from(PROBE_STEPS) * target_ns / probe_ns).clamp(1, u64::from(u32::MAX)) as u32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,5 +128,21 @@ mod tests {
         assert_eq!(percentile(&samples, 999), 999);
         assert_eq!(percentile(&[7], 999), 7);
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+    }
+
+    #[test]
+    fn the_fastest_of_runs_is_taken_per_operation_then_sorted() {
+        let runs = vec![vec![5, 90, 7], vec![6, 8, 70], vec![50, 9, 7]];
+        assert_eq!(fastest_of(&runs), vec![5, 7, 8]);
+        assert_eq!(fastest_of(&runs[..1]), vec![5, 7, 90]);
+    }
+
+    #[test]
+    fn fixed_work_grows_with_its_steps() {
+        let short = fixed_work_latencies(1_001, 10);
+        let long = fixed_work_latencies(1_001, 100_000);
+        assert_eq!(short.len(), 1_001);
+        assert!(short.windows(2).all(|pair| pair[0] <= pair[1]));
+        assert!(percentile(&long, 500) > percentile(&short, 500));
     }
 }
