@@ -110,7 +110,9 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One timed pass over the stream on a fresh engine; ns per operation.
+/// One timed pass over the stream on a fresh engine; ns per operation. Never inlined, so that
+/// callgrind can count exactly this (`--toggle-collect='engine_bench::timed_run*'`).
+#[inline(never)]
 fn timed_run(workload: &Workload, expected_hash: u128) -> f64 {
     let (mut engine, mut stream) = prepare(workload);
     let mut events = Vec::with_capacity(1 << 12);
