@@ -1,4 +1,5 @@
-//! Measuring: timed runs, latency percentiles, peak RSS and heap bytes per resting order.
+//! Measuring: timed runs, latency percentiles, peak RSS, heap bytes per resting order, and the
+//! latency tail the machine itself adds (a fixed computation timed like an operation).
 //!
 //! Owns the counting allocator (installed by the `engine-bench` binary) and the arithmetic of
 //! the figures. It must never touch the engine beyond applying commands, and never time work
@@ -63,38 +64,16 @@ pub fn median(values: &mut [f64]) -> f64 {
 }
 
 /// The value at `per_mille` thousandths of the sorted samples (nearest rank).
-pub fn percentile(sorted: &[u64], per_mille: u64) -> u64 {
+pub fn percentile<T: Copy>(sorted: &[T], per_mille: u64) -> T {
     assert!(!sorted.is_empty());
     let rank = (sorted.len() as u64 * per_mille).div_ceil(1_000).max(1);
     sorted[rank as usize - 1]
 }
 
-/// Each position's fastest sample over several runs of the same deterministic stream, sorted.
-///
-/// Operation `i` is the same work in every run, so its fastest run is its own cost; an
-/// interruption of the machine (a host interrupt, the hypervisor taking the core) lasts a few
-/// microseconds and seldom hits the same operation twice.
-pub fn fastest_of(runs: &[Vec<u64>]) -> Vec<u64> {
-    let (first, rest) = runs.split_first().expect("at least one run");
-    let mut fastest = first.clone();
-    for run in rest {
-        assert_eq!(
-            run.len(),
-            fastest.len(),
-            "runs of one stream have one length"
-        );
-        for (best, &sample) in fastest.iter_mut().zip(run) {
-            *best = (*best).min(sample);
-        }
-    }
-    fastest.sort_unstable();
-    fastest
-}
-
 /// The machine's own tail: `samples` timings, sorted, of one fixed computation (`steps`
 /// dependent multiply-adds, no memory, no branches that vary), timed exactly as the latency
 /// run times an operation. Whatever tail it has, the machine added.
-pub fn fixed_work_latencies(samples: usize, steps: u32) -> Vec<u64> {
+pub fn fixed_work_latencies(samples: usize, steps: u32) -> Vec<u32> {
     let mut latencies = Vec::with_capacity(samples);
     let mut state = 1u64;
     for _ in 0..samples {
@@ -102,18 +81,25 @@ pub fn fixed_work_latencies(samples: usize, steps: u32) -> Vec<u64> {
         for _ in 0..steps {
             state = std::hint::black_box(state.wrapping_mul(6_364_136_223_846_793_005) | 1);
         }
-        latencies.push(started.elapsed().as_nanos() as u64);
+        latencies.push(nanos_u32(started.elapsed()));
     }
     latencies.sort_unstable();
     latencies
 }
 
 /// Steps of `fixed_work_latencies` whose median takes about `target_ns`.
-pub fn fixed_work_steps_for(target_ns: u64) -> u32 {
-    const PROBE_STEPS: u32 = 1_000;
-    let probe = fixed_work_latencies(1_000, PROBE_STEPS);
-    let probe_ns = percentile(&probe, 500).max(1);
-    (u64::from(PROBE_STEPS) * target_ns / probe_ns).clamp(1, u64::from(u32::MAX)) as u32
+pub fn fixed_work_steps_for(target_ns: u32) -> u32 {
+    const PROBE_STEPS: u64 = 1_000;
+    let probe = fixed_work_latencies(1_000, PROBE_STEPS as u32);
+    let probe_ns = u64::from(percentile(&probe, 500).max(1));
+    (PROBE_STEPS * u64::from(target_ns) / probe_ns).clamp(1, u64::from(u32::MAX)) as u32
+}
+
+/// A duration as whole nanoseconds in a `u32` (latency samples: half the memory of `u64`,
+/// so a million of them weigh 4 MB in the peak RSS the benchmark reports), saturating at
+/// ~4.3 s.
+pub fn nanos_u32(duration: std::time::Duration) -> u32 {
+    u32::try_from(duration.as_nanos()).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -131,10 +117,10 @@ mod tests {
     }
 
     #[test]
-    fn the_fastest_of_runs_is_taken_per_operation_then_sorted() {
-        let runs = vec![vec![5, 90, 7], vec![6, 8, 70], vec![50, 9, 7]];
-        assert_eq!(fastest_of(&runs), vec![5, 7, 8]);
-        assert_eq!(fastest_of(&runs[..1]), vec![5, 7, 90]);
+    fn nanos_saturate_at_the_u32_limit() {
+        use std::time::Duration;
+        assert_eq!(nanos_u32(Duration::from_nanos(1_234)), 1_234);
+        assert_eq!(nanos_u32(Duration::from_secs(5)), u32::MAX);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use benches::measure::{
-    fastest_of, fixed_work_latencies, fixed_work_steps_for, heap_bytes_during, median,
+    fixed_work_latencies, fixed_work_steps_for, heap_bytes_during, median, nanos_u32,
     peak_rss_bytes, percentile, CountingAllocator,
 };
 use benches::workloads::{
@@ -20,6 +20,10 @@ use engine::{Command, MarketId, Outcome, PlaceOrder, Side, UserId};
 use serde::Serialize;
 
 /// Latency runs: the first gives `p50_ns`..`p999_ns`; all of them give the `quiet_` figures.
+///
+/// Operation `i` of the stream is the same work in every run, so its fastest run is its own
+/// cost; an interruption of the machine (a host interrupt, the hypervisor taking the core, a
+/// first-touch page fault) lasts microseconds and seldom hits the same operation twice.
 const LATENCY_RUNS: usize = 3;
 
 #[global_allocator]
@@ -45,16 +49,16 @@ struct Figures {
     runs: u32,
     ops_per_sec: f64,
     ns_per_op: f64,
-    p50_ns: u64,
-    p99_ns: u64,
-    p999_ns: u64,
+    p50_ns: u32,
+    p99_ns: u32,
+    p999_ns: u32,
     /// Percentiles of each operation's fastest of `LATENCY_RUNS` runs: the engine's own tail,
-    /// without the machine's interruptions (`measure::fastest_of`).
-    quiet_p99_ns: u64,
-    quiet_p999_ns: u64,
+    /// without the machine's interruptions.
+    quiet_p99_ns: u32,
+    quiet_p999_ns: u32,
     /// p99.9 of a fixed computation whose median is `p50_ns`, timed the same way: the tail
     /// this machine adds to anything that short.
-    machine_p999_ns: u64,
+    machine_p999_ns: u32,
     peak_rss_bytes: Option<u64>,
     bytes_per_resting_order: f64,
     #[serde(flatten)]
@@ -78,10 +82,14 @@ fn main() -> ExitCode {
     drop(counted);
     let mut ns_per_op: Vec<f64> = (0..args.runs).map(|_| timed_run(&workload, hash)).collect();
     let ns_per_op = median(&mut ns_per_op);
-    let runs: Vec<Vec<u64>> = (0..LATENCY_RUNS).map(|_| latency_run(&workload)).collect();
-    let mut latencies = runs[0].clone();
+    let mut latencies = Vec::with_capacity(workload.ops as usize);
+    latency_run(&workload, |_, ns| latencies.push(ns));
+    let mut quiet = latencies.clone();
+    for _ in 1..LATENCY_RUNS {
+        latency_run(&workload, |op, ns| quiet[op] = quiet[op].min(ns));
+    }
     latencies.sort_unstable();
-    let quiet = fastest_of(&runs);
+    quiet.sort_unstable();
     let p50_ns = percentile(&latencies, 500);
     let machine = fixed_work_latencies(latencies.len(), fixed_work_steps_for(p50_ns));
     let figures = Figures {
@@ -129,12 +137,12 @@ fn timed_run(workload: &Workload, expected_hash: u128) -> f64 {
     elapsed.as_nanos() as f64 / workload.ops as f64
 }
 
-/// Every operation timed on its own (a separate run: the clock reads cost time), in stream
-/// order.
-fn latency_run(workload: &Workload) -> Vec<u64> {
+/// Every operation timed on its own (a separate run: the clock reads cost time); `sample`
+/// gets each operation's index in the stream and its nanoseconds.
+fn latency_run(workload: &Workload, mut sample: impl FnMut(usize, u32)) {
     let (mut engine, mut stream) = prepare(workload);
     let mut events = Vec::with_capacity(1 << 12);
-    let mut samples = Vec::with_capacity(workload.ops as usize);
+    let mut op = 0;
     loop {
         let started = Instant::now();
         let Some((kind, command)) = stream.draw() else {
@@ -145,9 +153,9 @@ fn latency_run(workload: &Workload) -> Vec<u64> {
         }
         stream.observe(kind, &events);
         events.clear();
-        samples.push(started.elapsed().as_nanos() as u64);
+        sample(op, nanos_u32(started.elapsed()));
+        op += 1;
     }
-    samples
 }
 
 /// Heap bytes a fresh engine allocates while 1,000,000 non-crossing orders are placed, per
