@@ -71,8 +71,8 @@ pub fn percentile<T: Copy>(sorted: &[T], per_mille: u64) -> T {
 }
 
 /// The machine's own tail: `samples` timings, sorted, of one fixed computation (`steps`
-/// dependent multiply-adds, no memory, no branches that vary), timed exactly as the latency
-/// run times an operation. Whatever tail it has, the machine added.
+/// dependent multiplies, no memory, no branches that vary), timed exactly as the latency run
+/// times an operation. Whatever tail it has, the machine added.
 pub fn fixed_work_latencies(samples: usize, steps: u32) -> Vec<u32> {
     let mut latencies = Vec::with_capacity(samples);
     let mut state = 1u64;

@@ -56,8 +56,8 @@ struct Figures {
     /// without the machine's interruptions.
     quiet_p99_ns: u32,
     quiet_p999_ns: u32,
-    /// p99.9 of a fixed computation whose median is `p50_ns`, timed the same way: the tail
-    /// this machine adds to anything that short.
+    /// p99.9 of a fixed computation whose median is about `p50_ns`, timed the same way: the
+    /// tail this machine adds to anything that short.
     machine_p999_ns: u32,
     peak_rss_bytes: Option<u64>,
     bytes_per_resting_order: f64,
