@@ -2,9 +2,9 @@
 //! reject changes nothing, and every invariant holds after every command.
 #![no_main]
 
-use engine::{Slug, 
+use engine::{
     Command, Engine, MarketId, MarketParams, Op, OrderId, OrderType, Outcome, PlaceOrder,
-    Resolution, SelfTradePrevention, Side, TimeInForce, UserId,
+    Resolution, SelfTradePrevention, Side, Slug, TimeInForce, UserId,
 };
 use libfuzzer_sys::fuzz_target;
 
