@@ -232,10 +232,10 @@ impl Engine {
         // The ledger records an account once per command with its value before the first change
         // (its stamp), so the lists need ordering; keeping only the first entry of a key also
         // covers a position forgotten at resolution and touched again in the same command.
-        let mut touched = core::mem::take(&mut self.ledger.touched_positions);
-        sort_keep_first(&mut touched, |entry| entry.0);
-        for &((market, user), before) in touched.iter() {
-            let now: Position = self.ledger.position(market, user);
+        let ledger = &mut self.ledger;
+        sort_keep_first(&mut ledger.touched_positions, |entry| entry.0);
+        for &((market, user), before) in ledger.touched_positions.iter() {
+            let now: Position = ledger.position(market, user);
             if now != before {
                 out.push(Event::Position {
                     user,
@@ -244,13 +244,11 @@ impl Engine {
                 });
             }
         }
-        touched.clear();
-        self.ledger.touched_positions = touched;
+        ledger.touched_positions.clear();
         // Cash accounts are never forgotten, so their stamps alone keep the list unique.
-        let mut touched = core::mem::take(&mut self.ledger.touched_cash);
-        sort_stable_by_key(&mut touched, |entry| entry.0);
-        for &(user, before) in touched.iter() {
-            let now = self.ledger.cash(user);
+        sort_stable_by_key(&mut ledger.touched_cash, |entry| entry.0);
+        for &(user, before) in ledger.touched_cash.iter() {
+            let now = ledger.cash(user);
             if now != before {
                 out.push(Event::Balance {
                     user,
@@ -259,8 +257,7 @@ impl Engine {
                 });
             }
         }
-        touched.clear();
-        self.ledger.touched_cash = touched;
+        ledger.touched_cash.clear();
         self.ledger.end_command();
     }
 
