@@ -305,6 +305,12 @@ fn sort_stable_by_key<T: Copy, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K)
         entries.sort_by_key(|entry| key(entry));
         return;
     }
+    if let [first, second] = entries {
+        if key(first) > key(second) {
+            core::mem::swap(first, second);
+        }
+        return;
+    }
     for next in 1..entries.len() {
         let entry = entries[next];
         let mut at = next;
