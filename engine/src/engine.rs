@@ -214,6 +214,7 @@ impl Engine {
         }
     }
 
+    #[inline(always)]
     pub(crate) fn touch_level(&mut self, market: MarketId, side: BookSide, price_units: u16) {
         let key = (market, side, price_units);
         if self.touched_levels.last().map(|t| (t.0, t.1, t.2)) == Some(key) {
