@@ -139,6 +139,9 @@ impl Book {
     }
 
     /// Takes the order in `slot` out of its level (its remaining qty leaves the level total).
+    // Inlined for the same reason as `Engine::touch_level` (with `Arena::insert` and
+    // `release_excess`: standard 1,691 -> 1,674 instructions per op, cancel-heavy -2.4%).
+    #[inline(always)]
     pub fn unlink(&mut self, arena: &mut Arena, slot: u32) {
         let (side, price, remaining, prev, next) = {
             let order = arena.get_mut(slot);

@@ -618,6 +618,7 @@ impl Engine {
     /// After an order's remaining quantity dropped by `qty_dropped` without a fill or rests
     /// smaller: a BUY keeps exactly the reserve of its remaining quantity, a SELL releases
     /// the dropped shares.
+    #[inline(always)] // see `Book::unlink`
     pub(crate) fn release_excess(&mut self, slot: u32, qty_dropped: u64) {
         let order = self.orders.get(slot);
         let (user, market, outcome) = (order.user, order.market, order.outcome);

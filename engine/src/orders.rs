@@ -88,6 +88,7 @@ impl Arena {
         self.by_id.len as usize
     }
 
+    #[inline(always)] // see `Book::unlink`
     pub fn insert(&mut self, order: Order) -> u32 {
         let id = order.id;
         let slot = match self.free.pop() {
