@@ -277,13 +277,20 @@ impl Ledger {
         self.add_free(market, user, Outcome::No, qty);
     }
 
-    /// Zeroes a holder's position at resolution and forgets it (its stamp too: the flush keeps
-    /// the first of duplicate position entries for that reason).
+    /// Takes a holder's position out of the ledger at resolution (its stamp too: the flush
+    /// keeps the first of duplicate position entries for that reason). One hash lookup: the
+    /// removed entry still says whether this command already recorded its value before.
     pub fn settle(&mut self, market: MarketId, user: UserId) -> Position {
-        let position = *self.position_mut(market, user);
+        let account = self
+            .positions
+            .remove(&(market, user))
+            .expect("a holder has a position account");
+        if account.touched_in != self.command {
+            self.touched_positions.push(((market, user), account.value));
+        }
+        let position = account.value;
         assert_eq!(position.yes_reserved, 0);
         assert_eq!(position.no_reserved, 0);
-        self.positions.remove(&(market, user));
         position
     }
 }
