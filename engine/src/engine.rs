@@ -308,6 +308,7 @@ fn sort_stable_by_key<T: Copy, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K)
         entries.sort_by_key(|entry| key(entry));
         return;
     }
+    // Two entries, the commonest list longer than one, need one comparison, not the loop.
     if let [first, second] = entries {
         if key(first) > key(second) {
             core::mem::swap(first, second);
