@@ -281,11 +281,11 @@ impl Ledger {
     /// keeps the first of duplicate position entries for that reason). One hash lookup: the
     /// removed entry still says whether this command already recorded its value before.
     pub fn settle(&mut self, market: MarketId, user: UserId) -> Position {
-        let account = self
+        let mut account = self
             .positions
             .remove(&(market, user))
             .expect("a holder has a position account");
-        if account.touched_in != self.command {
+        if account.first_touch_in(self.command) {
             self.touched_positions.push(((market, user), account.value));
         }
         let position = account.value;
