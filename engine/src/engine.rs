@@ -261,7 +261,7 @@ impl Engine {
             }
         }
         ledger.touched_cash.clear();
-        self.ledger.end_command();
+        ledger.end_command();
     }
 
     fn flush_levels(&mut self, out: &mut Vec<Event>) {
