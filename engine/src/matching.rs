@@ -724,25 +724,24 @@ impl Engine {
     /// One side of a fill: a buyer pays its outcome price and fee out of its order's locked
     /// cash and receives shares; a seller gives reserved shares and is paid, net of its fee.
     fn settle_fill(&mut self, slot: u32, yes_price_units: u16, qty: u64, fee_micros: i64) {
-        let order = self.orders.get(slot);
+        let order = self.orders.get_mut(slot);
         let (user, market, outcome) = (order.user, order.market, order.outcome);
         let amount = notional_micros(qty, outcome_price(outcome, yes_price_units));
+        let ledger = &mut self.ledger;
         match order.side {
             Side::Buy => {
-                self.ledger.pay_into_escrow(user, market, amount);
-                self.ledger.charge_fee(user, fee_micros, true);
-                self.ledger.add_free(market, user, outcome, qty);
-                let order = self.orders.get_mut(slot);
+                ledger.pay_into_escrow(user, market, amount);
+                ledger.charge_fee(user, fee_micros, true);
+                ledger.add_free(market, user, outcome, qty);
                 order.locked_micros -= amount + fee_micros.max(0);
                 assert!(order.locked_micros >= 0);
             }
             Side::Sell => {
-                self.ledger.remove_reserved(market, user, outcome, qty);
-                self.ledger.pay_from_escrow(market, user, amount);
-                self.ledger.charge_fee(user, fee_micros, false);
+                ledger.remove_reserved(market, user, outcome, qty);
+                ledger.pay_from_escrow(market, user, amount);
+                ledger.charge_fee(user, fee_micros, false);
             }
         }
-        let order = self.orders.get_mut(slot);
         order.filled_qty += qty;
         assert!(order.filled_qty <= order.qty);
     }
