@@ -6,7 +6,7 @@
 //! move money except through the ledger, and never leave a reservation different from what
 //! `buy_reserve_micros` says the order's remaining quantity needs.
 
-use crate::command::PlaceOrder;
+use crate::command::{MarketParams, PlaceOrder};
 use crate::engine::{ClientRecord, Engine};
 use crate::event::Event;
 use crate::orders::{book_price_units, Order, NIL};
@@ -78,6 +78,17 @@ pub(crate) fn check_price(price_units: u16, tick_units: u16) -> Result<(), Rejec
         return Err(Reject::PriceOffTick);
     }
     Ok(())
+}
+
+/// The cash a BUY order's remaining quantity must hold in a market with `params`.
+#[inline(always)] // a call per placement and per partial fill, for a few instructions of work
+fn reserve_micros(order: &Order, params: &MarketParams) -> i64 {
+    buy_reserve_micros(
+        order.remaining_qty(),
+        order.limit_units,
+        params.maker_fee_bps,
+        params.taker_fee_bps,
+    )
 }
 
 impl Engine {
@@ -620,17 +631,17 @@ impl Engine {
     /// the dropped shares.
     #[inline(always)] // see `Book::unlink`
     pub(crate) fn release_excess(&mut self, slot: u32, qty_dropped: u64) {
-        let order = self.orders.get(slot);
+        let order = self.orders.get_mut(slot);
         let (user, market, outcome) = (order.user, order.market, order.outcome);
         match order.side {
             Side::Buy => {
-                let keep = self.reserve_of(order);
+                let keep = reserve_micros(order, &self.markets[market.0 as usize].params);
                 let excess = order.locked_micros - keep;
                 assert!(excess >= 0);
                 // A maker filled at its own limit without fees holds exactly its reserve.
                 if excess > 0 {
                     self.ledger.unlock(user, excess);
-                    self.orders.get_mut(slot).locked_micros = keep;
+                    order.locked_micros = keep;
                 }
             }
             Side::Sell => {
@@ -642,15 +653,8 @@ impl Engine {
     }
 
     /// The cash a BUY order's remaining quantity must hold.
-    #[inline(always)] // a call per placement and per partial fill, for a few instructions of work
     pub(crate) fn reserve_of(&self, order: &Order) -> i64 {
-        let params = &self.markets[order.market.0 as usize].params;
-        buy_reserve_micros(
-            order.remaining_qty(),
-            order.limit_units,
-            params.maker_fee_bps,
-            params.taker_fee_bps,
-        )
+        reserve_micros(order, &self.markets[order.market.0 as usize].params)
     }
 
     /// One fill of `qty` at YES price `price` between a resting maker and the taker.
