@@ -27,7 +27,7 @@ struct Accepted {
     qty: u64,
     /// Limit (or MARKET protection limit) in the order's outcome.
     limit_units: u16,
-    /// Cash to lock up front (BUY orders).
+    /// Cash to lock up front (BUY orders; 0 for a SELL).
     lock_micros: i64,
 }
 
@@ -391,7 +391,7 @@ impl Engine {
             qty: accepted.qty,
             filled_qty: 0,
             expires_at_micros: request.expires_at_micros,
-            locked_micros: 0,
+            locked_micros: accepted.lock_micros,
             resting: false,
             level_prev: NIL,
             level_next: NIL,
@@ -411,7 +411,6 @@ impl Engine {
         match request.side {
             Side::Buy => {
                 self.ledger.lock(request.user, accepted.lock_micros);
-                self.orders.get_mut(slot).locked_micros = accepted.lock_micros;
             }
             Side::Sell => {
                 self.ledger
