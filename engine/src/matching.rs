@@ -727,6 +727,8 @@ impl Engine {
     /// One side of a fill: a buyer pays its outcome price and fee out of its order's locked
     /// cash and receives shares; a seller gives reserved shares and is paid, net of its fee.
     fn settle_fill(&mut self, slot: u32, yes_price_units: u16, qty: u64, fee_micros: i64) {
+        // Held as `&mut` across the ledger calls: an order read again through `self.orders`
+        // after a ledger store must be reloaded from memory, a `&mut` one need not be.
         let order = self.orders.get_mut(slot);
         let (user, market, outcome) = (order.user, order.market, order.outcome);
         let amount = notional_micros(qty, outcome_price(outcome, yes_price_units));

@@ -219,7 +219,7 @@ impl IdIndex {
         self.len += 1;
     }
 
-    /// Allocates the page of ids `number`; returns its index in `pages`.
+    /// Allocates the page of ids `number`, which holds no open id; returns its index in `pages`.
     #[cold]
     #[inline(never)]
     fn open_page(&mut self, number: u64) -> usize {
