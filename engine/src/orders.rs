@@ -170,6 +170,14 @@ impl IdPage {
         self.open_bits[offset / ID_WORD_BITS] & (1 << (offset % ID_WORD_BITS)) != 0
     }
 
+    /// Records the never-used id at `offset` as open in `slot`.
+    fn occupy(&mut self, offset: usize, slot: u32) {
+        assert_eq!(self.slots[offset], NIL, "an id is never reused");
+        self.slots[offset] = slot;
+        self.set_open(offset, true);
+        self.open += 1;
+    }
+
     /// Flips an id's bit, which must say the opposite of `open` before.
     fn set_open(&mut self, offset: usize, open: bool) {
         assert_ne!(self.is_open(offset), open);
@@ -207,15 +215,17 @@ impl IdIndex {
     fn insert(&mut self, id: OrderId, slot: u32) {
         assert_ne!(slot, NIL);
         let (number, offset) = IdIndex::locate(id);
-        let mut index = number.wrapping_sub(self.first_page) as usize;
-        if !matches!(self.pages.get(index), Some(Some(_))) {
-            index = self.open_page(number);
+        let index = number.wrapping_sub(self.first_page) as usize;
+        match self.pages.get_mut(index) {
+            Some(Some(page)) => page.occupy(offset, slot),
+            _ => {
+                let index = self.open_page(number);
+                self.pages[index]
+                    .as_mut()
+                    .expect("an open page")
+                    .occupy(offset, slot);
+            }
         }
-        let page = self.pages[index].as_mut().expect("an open page");
-        assert_eq!(page.slots[offset], NIL, "an id is never reused");
-        page.slots[offset] = slot;
-        page.set_open(offset, true);
-        page.open += 1;
         self.len += 1;
     }
 
@@ -243,8 +253,7 @@ impl IdIndex {
     fn remove(&mut self, id: OrderId) -> u32 {
         let (number, offset) = IdIndex::locate(id);
         let index = (number - self.first_page) as usize;
-        let entry = &mut self.pages[index];
-        let page = entry.as_mut().expect("an open order's page");
+        let page = self.pages[index].as_mut().expect("an open order's page");
         let slot = core::mem::replace(&mut page.slots[offset], NIL);
         assert_ne!(slot, NIL);
         page.set_open(offset, false);
