@@ -14,11 +14,8 @@ fn stream(workload: &Workload, iterations: u64) -> Duration {
         let (mut engine, mut stream) = prepare(workload);
         let mut events = Vec::with_capacity(1 << 12);
         let started = Instant::now();
-        while let Some((kind, command)) = stream.draw() {
-            if let Some(command) = &command {
-                let _ = black_box(engine.apply(command, &mut events));
-            }
-            stream.observe(kind, &events);
+        while let Some(step) = stream.step(&mut engine, &mut events) {
+            let _ = black_box(step);
             events.clear();
         }
         total += started.elapsed();

@@ -182,6 +182,9 @@ pub struct Stream {
     shape: Shape,
     rng: SplitMix64,
     resting: Vec<Resting>,
+    command: Command,
+    /// The owner of the last limit order drawn: `observe` files it with the order if it rests.
+    last_limit_user: UserId,
     index: u64,
     end: u64,
 }
@@ -192,6 +195,11 @@ impl Stream {
             shape,
             rng: SplitMix64::new(SEED),
             resting: Vec::new(),
+            command: Command {
+                ts_micros: 0,
+                op: Op::Tick,
+            },
+            last_limit_user: UserId(0),
             index: 0,
             end: ops,
         }
@@ -207,9 +215,32 @@ impl Stream {
         }
     }
 
-    /// The next operation, or `None` after the last.
+    /// Draws the next operation, applies it to `engine` (a `Kind::Nothing` applies nothing)
+    /// and feeds back what it did; the caller reads `events`, then clears them. `None` after
+    /// the last operation.
     #[inline]
-    pub fn draw(&mut self) -> Option<(Kind, Option<Command>)> {
+    pub fn step(
+        &mut self,
+        engine: &mut Engine,
+        events: &mut Vec<Event>,
+    ) -> Option<(Kind, Result<(), Reject>)> {
+        let kind = self.draw()?;
+        let result = match kind {
+            Kind::Nothing => Ok(()),
+            _ => engine.apply(&self.command, events),
+        };
+        self.observe(kind, events);
+        Some((kind, result))
+    }
+
+    /// The command of the last operation drawn (stale after a `Kind::Nothing`).
+    pub fn command(&self) -> &Command {
+        &self.command
+    }
+
+    /// Draws the next operation into `self.command`, or `None` after the last.
+    #[inline]
+    fn draw(&mut self) -> Option<Kind> {
         if self.index == self.end {
             return None;
         }
@@ -217,13 +248,17 @@ impl Stream {
         self.index += 1;
         let r = self.rng.uniform(100);
         let (kind, op) = if r < self.shape.limit_below {
-            (Kind::Limit, Some(self.draw_limit(i)))
+            (Kind::Limit, self.draw_limit(i))
         } else if r < self.shape.cancel_below {
-            self.draw_cancel()
+            match self.draw_cancel() {
+                Some(op) => (Kind::Cancel, op),
+                None => return Some(Kind::Nothing),
+            }
         } else {
-            (Kind::Market, Some(self.draw_market(i)))
+            (Kind::Market, self.draw_market(i))
         };
-        Some((kind, op.map(|op| Command { ts_micros: i, op })))
+        self.command = Command { ts_micros: i, op };
+        Some(kind)
     }
 
     /// Draws (market,) side, price, qty, in that order.
@@ -238,6 +273,7 @@ impl Stream {
         let qty = 1 + self.rng.uniform(self.shape.qty_max);
         let price_units = price_ticks * UNITS_PER_TICK;
         let (user, outcome, units) = self.party(i, side, price_units);
+        self.last_limit_user = user;
         Op::Place(PlaceOrder::limit(
             user,
             market,
@@ -249,14 +285,14 @@ impl Stream {
     }
 
     #[inline]
-    fn draw_cancel(&mut self) -> (Kind, Option<Op>) {
+    fn draw_cancel(&mut self) -> Option<Op> {
         if self.resting.is_empty() {
-            return (Kind::Nothing, None);
+            return None;
         }
         let k = self.rng.uniform(self.resting.len() as u64) as usize;
         let Resting { order, user } = self.resting.swap_remove(k);
         let (user, order) = (UserId(user), OrderId(order.into()));
-        (Kind::Cancel, Some(Op::Cancel { user, order }))
+        Some(Op::Cancel { user, order })
     }
 
     #[inline]
@@ -297,7 +333,7 @@ impl Stream {
 
     /// A limit order that left quantity on the book joins `resting`.
     #[inline]
-    pub fn observe(&mut self, kind: Kind, events: &[Event]) {
+    fn observe(&mut self, kind: Kind, events: &[Event]) {
         if kind != Kind::Limit {
             return;
         }
@@ -305,22 +341,12 @@ impl Stream {
             if let Event::OrderRested { order, .. } = event {
                 self.resting.push(Resting {
                     order: u32::try_from(order.0).expect("a workload places under 2^32 orders"),
-                    user: owner(events).0,
+                    user: self.last_limit_user.0,
                 });
                 return;
             }
         }
     }
-}
-
-fn owner(events: &[Event]) -> UserId {
-    events
-        .iter()
-        .find_map(|event| match event {
-            Event::OrderAccepted { request, .. } => Some(request.user),
-            _ => None,
-        })
-        .expect("a rested order was accepted")
 }
 
 /// The counts WORKLOAD.md defines, and the others it quotes.
@@ -359,7 +385,7 @@ pub fn standard_expected_counts() -> Counts {
 }
 
 impl Counts {
-    fn record(&mut self, kind: Kind, command: Option<&Command>, result: Result<(), Reject>) {
+    fn record(&mut self, kind: Kind, command: &Command, result: Result<(), Reject>) {
         match (kind, result) {
             (Kind::Nothing, _) => self.cancels_on_empty += 1,
             (Kind::Cancel, Ok(())) => self.cancels_hit += 1,
@@ -368,7 +394,7 @@ impl Counts {
                 self.market_orders += 1;
                 if result == Err(Reject::SlippageExceeded) {
                     self.market_orders_on_empty_book += 1;
-                    if let Some(Op::Place(order)) = command.map(|c| &c.op) {
+                    if let Op::Place(order) = &command.op {
                         self.market_qty_unfilled += order.qty.unwrap_or(0);
                     }
                 }
@@ -432,11 +458,7 @@ pub fn prepare(workload: &Workload) -> (Engine, Stream) {
         return (engine, Stream::new(workload.shape, workload.ops));
     };
     let mut stream = Stream::new(shape, ops);
-    while let Some((kind, command)) = stream.draw() {
-        if let Some(command) = &command {
-            let _ = engine.apply(command, &mut events);
-        }
-        stream.observe(kind, &events);
+    while stream.step(&mut engine, &mut events).is_some() {
         events.clear();
     }
     (engine, stream.continue_as(workload.shape, workload.ops))
@@ -447,14 +469,9 @@ pub fn count(workload: &Workload) -> (Counts, Engine) {
     let (mut engine, mut stream) = prepare(workload);
     let mut counts = Counts::default();
     let mut events = Vec::new();
-    while let Some((kind, command)) = stream.draw() {
-        let result = match &command {
-            Some(command) => engine.apply(command, &mut events),
-            None => Ok(()),
-        };
-        counts.record(kind, command.as_ref(), result);
+    while let Some((kind, result)) = stream.step(&mut engine, &mut events) {
+        counts.record(kind, stream.command(), result);
         counts.record_events(kind, &events);
-        stream.observe(kind, &events);
         events.clear();
     }
     counts.finish(&engine);

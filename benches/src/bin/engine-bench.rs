@@ -125,11 +125,8 @@ fn timed_run(workload: &Workload, expected_hash: u128) -> f64 {
     let (mut engine, mut stream) = prepare(workload);
     let mut events = Vec::with_capacity(1 << 12);
     let started = Instant::now();
-    while let Some((kind, command)) = stream.draw() {
-        if let Some(command) = &command {
-            let _ = black_box(engine.apply(command, &mut events));
-        }
-        stream.observe(kind, &events);
+    while let Some(step) = stream.step(&mut engine, &mut events) {
+        let _ = black_box(step);
         events.clear();
     }
     let elapsed = started.elapsed();
@@ -145,13 +142,10 @@ fn latency_run(workload: &Workload, mut sample: impl FnMut(usize, u32)) {
     let mut op = 0;
     loop {
         let started = Instant::now();
-        let Some((kind, command)) = stream.draw() else {
+        let Some(step) = stream.step(&mut engine, &mut events) else {
             break;
         };
-        if let Some(command) = &command {
-            let _ = black_box(engine.apply(command, &mut events));
-        }
-        stream.observe(kind, &events);
+        let _ = black_box(step);
         events.clear();
         sample(op, nanos_u32(started.elapsed()));
         op += 1;
