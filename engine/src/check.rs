@@ -140,7 +140,8 @@ impl Engine {
         side: BookSide,
         price: u16,
     ) -> Result<usize, Violation> {
-        let level = self.markets[market.0 as usize].book.level(price);
+        let book = &self.markets[market.0 as usize].book;
+        let level = book.level(price);
         let (mut sum, mut count, mut prev, mut slot) = (0u64, 0usize, NIL, level.head);
         while slot != NIL {
             let order = self.orders.get(slot);
@@ -148,6 +149,7 @@ impl Engine {
                 && order.market == market
                 && order.book_side() == side
                 && order.book_price_units() == price
+                && order.rests_at_ticks == book.ticks(price)
                 && side == BookSide::of(order.side, order.outcome)
                 && price == crate::orders::book_price_units(order.outcome, order.limit_units)
                 && order.level_prev == prev
@@ -292,6 +294,43 @@ mod tests {
         );
         engine.corrupt_available_for_test(UserId(0), -7);
         assert_eq!(engine.check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn the_checker_reports_an_order_filed_at_a_level_other_than_its_price() {
+        let mut engine = funded();
+        let mut out = Vec::new();
+        let params = crate::command::MarketParams {
+            slug: crate::types::Slug::new("level-check").expect("a valid slug"),
+            tick_units: 100,
+            qty_min: 1,
+            qty_max: 1_000,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+            close_ts_micros: None,
+        };
+        let bid = crate::command::PlaceOrder::limit(
+            UserId(0),
+            MarketId(0),
+            crate::types::Side::Buy,
+            Outcome::Yes,
+            4_000,
+            2,
+        );
+        for (ts_micros, op) in [(3, Op::CreateMarket(params)), (4, Op::Place(bid))] {
+            engine.apply(&Command { ts_micros, op }, &mut out).unwrap();
+        }
+        assert_eq!(engine.check_invariants(), Ok(()));
+        let slot = engine.orders.slot_of(crate::types::OrderId(1)).unwrap();
+        assert_eq!(engine.orders.get(slot).rests_at_ticks, 40);
+        engine.orders.get_mut(slot).rests_at_ticks = 41;
+        assert_eq!(
+            engine.check_invariants(),
+            Err(Violation {
+                invariant: 4,
+                detail: "order OrderId(1) misplaced at Bid 4000".to_owned(),
+            })
+        );
     }
 
     #[test]

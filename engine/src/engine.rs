@@ -107,7 +107,8 @@ pub struct Engine {
     pub(crate) orders: Arena,
     pub(crate) expiries: BTreeSet<(u64, OrderId)>,
     pub(crate) closes: BTreeSet<(u64, MarketId)>,
-    /// Levels changed by the current command with their size before the first change.
+    /// Levels (in ticks) changed by the current command with their size before the first
+    /// change.
     pub(crate) touched_levels: Vec<(MarketId, BookSide, u16, u64)>,
     /// Reused buffer for the orders (id, slot) collected by cancel-all, closes and resolution.
     pub(crate) scratch_slots: Vec<(OrderId, u32)>,
@@ -217,15 +218,13 @@ impl Engine {
     // Inlined into its callers on the fill path: as a call it saved and restored six
     // registers around a dozen instructions, because of the list's (cold) growth.
     #[inline(always)]
-    pub(crate) fn touch_level(&mut self, market: MarketId, side: BookSide, price_units: u16) {
-        let key = (market, side, price_units);
+    pub(crate) fn touch_level(&mut self, market: MarketId, side: BookSide, ticks: u16) {
+        let key = (market, side, ticks);
         if self.touched_levels.last().map(|t| (t.0, t.1, t.2)) == Some(key) {
             return; // the size before the first change is already recorded
         }
-        let qty = self.markets[market.0 as usize]
-            .book
-            .side_qty(side, price_units);
-        self.touched_levels.push((market, side, price_units, qty));
+        let qty = self.markets[market.0 as usize].book.side_qty(side, ticks);
+        self.touched_levels.push((market, side, ticks, qty));
     }
 
     /// Appends the net level, position and balance changes of this command, in the order the
@@ -268,9 +267,10 @@ impl Engine {
         let touched = &mut self.touched_levels;
         sort_keep_first(touched, |entry| (entry.0, entry.1, entry.2));
         let mut seq_market = None;
-        for &(market, side, price_units, before) in touched.iter() {
+        // Ticks sort as prices do.
+        for &(market, side, ticks, before) in touched.iter() {
             let state = &mut self.markets[market.0 as usize];
-            let qty = state.book.side_qty(side, price_units);
+            let qty = state.book.side_qty(side, ticks);
             if qty == before {
                 continue;
             }
@@ -282,7 +282,7 @@ impl Engine {
                 market,
                 book_seq: state.book_seq,
                 side,
-                price_units,
+                price_units: state.book.units(ticks),
                 qty,
             });
         }

@@ -112,9 +112,9 @@ impl Engine {
     fn amend_down(&mut self, slot: u32, new_qty: u64, out: &mut Vec<Event>) {
         let order = self.orders.get(slot);
         let dropped = order.qty - new_qty;
-        let (market, side, price) = (order.market, order.book_side(), order.book_price_units());
-        self.touch_level(market, side, price);
-        self.markets[market.0 as usize].book.reduce(price, dropped);
+        let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
+        self.touch_level(market, side, ticks);
+        self.markets[market.0 as usize].book.reduce(ticks, dropped);
         self.orders.get_mut(slot).qty = new_qty;
         self.release_excess(slot, dropped);
         let order = self.orders.get(slot);
@@ -175,8 +175,8 @@ impl Engine {
     /// Takes the order off the book, resizes its reservation, and enters it again as if new.
     fn reenter(&mut self, slot: u32, new_qty: u64, new_limit: u16, out: &mut Vec<Event>) {
         let order = self.orders.get(slot);
-        let (market, side, price) = (order.market, order.book_side(), order.book_price_units());
-        self.touch_level(market, side, price);
+        let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
+        self.touch_level(market, side, ticks);
         self.markets[market.0 as usize]
             .book
             .unlink(&mut self.orders, slot);
@@ -211,7 +211,7 @@ impl Engine {
         }
         let order = self.orders.get_mut(slot);
         order.qty = new_qty;
-        order.set_limit(new_limit);
+        order.set_limit(new_limit, &self.markets[market.0 as usize].book);
         out.push(Event::OrderAmended {
             order: order.id,
             qty: new_qty,

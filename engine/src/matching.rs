@@ -57,7 +57,8 @@ pub(crate) struct Plan {
     pub self_trade: bool,
 }
 
-/// Whether a taker on `side` with YES limit `limit` can trade with a level at YES `price`.
+/// Whether a taker on `side` with YES limit `limit` can trade with a level at YES `price`:
+/// both in units or both in ticks, which order levels alike.
 fn crosses(side: BookSide, limit: u16, price: u16) -> bool {
     match side {
         BookSide::Bid => price <= limit,
@@ -374,6 +375,10 @@ impl Engine {
     fn execute_place(&mut self, request: &PlaceOrder, accepted: Accepted, out: &mut Vec<Event>) {
         let id = OrderId(self.next_order_id);
         self.next_order_id += 1;
+        let rests_at_units = book_price_units(request.outcome, accepted.limit_units);
+        let rests_at_ticks = self.markets[request.market.0 as usize]
+            .book
+            .ticks(rests_at_units);
         let slot = self.orders.insert(Order {
             id,
             user: request.user,
@@ -387,7 +392,8 @@ impl Engine {
             reduce_only: request.reduce_only,
             limit_units: accepted.limit_units,
             rests_on: BookSide::of(request.side, request.outcome),
-            rests_at_units: book_price_units(request.outcome, accepted.limit_units),
+            rests_at_units,
+            rests_at_ticks,
             qty: accepted.qty,
             filled_qty: 0,
             expires_at_micros: request.expires_at_micros,
@@ -527,7 +533,7 @@ impl Engine {
         let taker = self.orders.get(taker_slot);
         let (market, user, stp) = (taker.market, taker.user, taker.self_trade_prevention);
         let side = taker.book_side();
-        let limit = taker.book_price_units();
+        let limit_ticks = taker.rests_at_ticks;
         let mut fees = TakerFees::default();
         loop {
             let remaining = self.orders.get(taker_slot).remaining_qty();
@@ -535,13 +541,13 @@ impl Engine {
                 return false;
             }
             let book = &self.markets[market.0 as usize].book;
-            let Some(price) = book.best(side.opposite()) else {
+            let Some(ticks) = book.best_ticks(side.opposite()) else {
                 return false;
             };
-            if !crosses(side, limit, price) {
+            if !crosses(side, limit_ticks, ticks) {
                 return false;
             }
-            let maker_slot = book.level(price).head;
+            let maker_slot = book.level_at(ticks).head;
             let maker = self.orders.get(maker_slot);
             if maker.user == user {
                 if self.prevent_self_trade(stp, maker_slot, taker_slot, out) {
@@ -550,7 +556,7 @@ impl Engine {
                 continue;
             }
             let qty = remaining.min(maker.remaining_qty());
-            self.fill(maker_slot, taker_slot, price, qty, &mut fees, out);
+            self.fill(maker_slot, taker_slot, ticks, qty, &mut fees, out);
         }
     }
 
@@ -611,9 +617,9 @@ impl Engine {
     fn reduce_resting(&mut self, slot: u32, qty: u64, out: &mut Vec<Event>) {
         let order = self.orders.get(slot);
         assert!(order.resting && qty < order.remaining_qty());
-        let (market, side, price) = (order.market, order.book_side(), order.book_price_units());
-        self.touch_level(market, side, price);
-        self.markets[market.0 as usize].book.reduce(price, qty);
+        let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
+        self.touch_level(market, side, ticks);
+        self.markets[market.0 as usize].book.reduce(ticks, qty);
         self.orders.get_mut(slot).qty -= qty;
         self.release_excess(slot, qty);
         let order = self.orders.get(slot);
@@ -656,12 +662,12 @@ impl Engine {
         reserve_micros(order, &self.markets[order.market.0 as usize].params)
     }
 
-    /// One fill of `qty` at YES price `price` between a resting maker and the taker.
+    /// One fill of `qty` at the maker's level `ticks` between a resting maker and the taker.
     fn fill(
         &mut self,
         maker_slot: u32,
         taker_slot: u32,
-        price: u16,
+        ticks: u16,
         qty: u64,
         fees: &mut TakerFees,
         out: &mut Vec<Event>,
@@ -669,7 +675,8 @@ impl Engine {
         let maker = self.orders.get(maker_slot);
         let taker = self.orders.get(taker_slot);
         let market = maker.market;
-        let params = &self.markets[market.0 as usize].params;
+        let state = &self.markets[market.0 as usize];
+        let (params, price) = (&state.params, state.book.units(ticks));
         let maker_fee = maker_fee_micros(params.maker_fee_bps, qty, price);
         let taker_fee = fees.add(params.taker_fee_bps, qty, price);
         let bid_is_maker = maker.book_side() == BookSide::Bid;
@@ -684,13 +691,13 @@ impl Engine {
             (maker.id, maker.user, taker.id, taker.user);
         let maker_done = qty == maker.remaining_qty();
         let maker_side = maker.book_side();
-        self.touch_level(market, maker_side, price);
+        self.touch_level(market, maker_side, ticks);
         if maker_done {
             self.markets[market.0 as usize]
                 .book
                 .unlink(&mut self.orders, maker_slot);
         } else {
-            self.markets[market.0 as usize].book.reduce(price, qty);
+            self.markets[market.0 as usize].book.reduce(ticks, qty);
         }
         // Buyers pay into escrow before sellers are paid out of it.
         let maker_buys = self.orders.get(maker_slot).side == Side::Buy;
@@ -755,11 +762,12 @@ impl Engine {
     fn rest(&mut self, slot: u32, out: &mut Vec<Event>) {
         self.release_excess(slot, 0);
         let order = self.orders.get(slot);
-        let (market, side, price) = (order.market, order.book_side(), order.book_price_units());
+        let (market, side) = (order.market, order.book_side());
+        let (price, ticks) = (order.book_price_units(), order.rests_at_ticks);
         if let Some(expires_at) = order.expires_at_micros {
             self.expiries.insert((expires_at, order.id));
         }
-        self.touch_level(market, side, price);
+        self.touch_level(market, side, ticks);
         self.markets[market.0 as usize]
             .book
             .push_back(&mut self.orders, slot);
@@ -782,8 +790,8 @@ impl Engine {
         out: &mut Vec<Event>,
     ) {
         let order = self.orders.get(slot);
-        let (market, side, price) = (order.market, order.book_side(), order.book_price_units());
-        self.touch_level(market, side, price);
+        let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
+        self.touch_level(market, side, ticks);
         self.markets[market.0 as usize]
             .book
             .unlink(&mut self.orders, slot);
@@ -849,13 +857,15 @@ impl Engine {
         let market = &self.markets[taker.market.0 as usize];
         let params = &market.params;
         let side = BookSide::of(taker.side, taker.outcome);
-        let limit = book_price_units(taker.outcome, taker.limit_units);
+        let book = &market.book;
+        let limit_ticks = book.ticks(book_price_units(taker.outcome, taker.limit_units));
         let mut plan = Plan::default();
         let mut fees = TakerFees::default();
         let mut remaining = taker.qty;
-        let mut price = market.book.best(side.opposite());
-        while let Some(level_price) = price.filter(|p| crosses(side, limit, *p)) {
-            let mut slot = market.book.level(level_price).head;
+        let mut level = book.best_ticks(side.opposite());
+        while let Some(ticks) = level.filter(|ticks| crosses(side, limit_ticks, *ticks)) {
+            let level_price = book.units(ticks);
+            let mut slot = book.level_at(ticks).head;
             while slot != NIL {
                 let maker = self.orders.get(slot);
                 slot = maker.level_next;
@@ -903,7 +913,7 @@ impl Engine {
                     return plan;
                 }
             }
-            price = market.book.next_worse(side.opposite(), level_price);
+            level = book.next_worse(side.opposite(), ticks);
         }
         plan
     }

@@ -7,6 +7,7 @@
 
 use alloc::collections::VecDeque;
 
+use crate::book::Book;
 use crate::types::{
     BookSide, MarketId, OrderId, OrderType, Outcome, SelfTradePrevention, Side, TimeInForce, UserId,
 };
@@ -28,11 +29,13 @@ pub(crate) struct Order {
     pub reduce_only: bool,
     /// Limit in the order's own outcome (`set_limit` changes it).
     pub limit_units: u16,
-    /// Where the order rests or would rest: `BookSide::of(side, outcome)` and the limit as a
-    /// YES price. Kept beside what they derive from because matching asks for them on every
-    /// fill (the checker proves them in step).
+    /// Where the order rests or would rest: `BookSide::of(side, outcome)`, the limit as a
+    /// YES price, and that price in ticks (its level in the book). Kept beside what they
+    /// derive from because matching asks for them on every fill (the checker proves them in
+    /// step).
     pub rests_on: BookSide,
     pub rests_at_units: u16,
+    pub rests_at_ticks: u16,
     /// The total quantity (shrinks on amend-down and self-trade decrements).
     pub qty: u64,
     pub filled_qty: u64,
@@ -62,9 +65,11 @@ impl Order {
         self.rests_at_units
     }
 
-    pub fn set_limit(&mut self, limit_units: u16) {
+    /// A new limit, with the book that gives its level.
+    pub fn set_limit(&mut self, limit_units: u16, book: &Book) {
         self.limit_units = limit_units;
         self.rests_at_units = book_price_units(self.outcome, limit_units);
+        self.rests_at_ticks = book.ticks(self.rests_at_units);
     }
 }
 

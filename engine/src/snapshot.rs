@@ -331,6 +331,7 @@ impl Engine {
             limit_units: order.limit_units,
             rests_on: side,
             rests_at_units: price,
+            rests_at_ticks: book.ticks(price),
             qty: order.qty,
             filled_qty: order.filled_qty,
             expires_at_micros: order.expires_at_micros,
