@@ -6,6 +6,8 @@
 //! builds too). It must never decide whether a movement is allowed: callers check first, so a
 //! failed assertion here is a bug, not a reject.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use crate::types::{MarketId, Outcome, UserId};
@@ -149,12 +151,17 @@ impl Ledger {
 
     #[inline(always)]
     fn position_mut(&mut self, market: MarketId, user: UserId) -> &mut Position {
-        let holders = &mut self.holders[market.0 as usize];
         // One hash lookup: the entry gives the stamp, the value before the change and the slot.
-        let account = self.positions.entry((market, user)).or_insert_with(|| {
-            holders.push(user);
-            Stamped::default()
-        });
+        // The holders list is indexed only for a new account (indexed up front, its bounds
+        // check ran on every movement; inside an `or_insert_with` closure, the lookup was
+        // compiled worse).
+        let account = match self.positions.entry((market, user)) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                self.holders[market.0 as usize].push(user);
+                entry.insert(Stamped::default())
+            }
+        };
         if account.first_touch_in(self.command) {
             self.touched_positions.push(((market, user), account.value));
         }
