@@ -126,7 +126,7 @@ impl Book {
             (
                 order.book_side(),
                 order.rests_at_ticks as usize,
-                order.remaining_qty(),
+                order.remaining_qty,
             )
         };
         assert!(remaining > 0);
@@ -163,7 +163,7 @@ impl Book {
             (
                 order.book_side(),
                 order.rests_at_ticks as usize,
-                order.remaining_qty(),
+                order.remaining_qty,
                 links.0,
                 links.1,
             )
@@ -193,6 +193,12 @@ impl Book {
             "a level emptied by a reduce must unlink its order"
         );
         level.qty -= qty;
+    }
+
+    /// Test-only: adds to a level's total without an order, so checks can be shown to fail.
+    #[cfg(test)]
+    pub fn grow_for_test(&mut self, ticks: u16, qty: u64) {
+        self.levels[ticks as usize].qty += qty;
     }
 
     /// Aggregated levels of one side, best first, at most `depth` of them.

@@ -153,7 +153,8 @@ impl Engine {
                 && side == BookSide::of(order.side, order.outcome)
                 && price == crate::orders::book_price_units(order.outcome, order.limit_units)
                 && order.level_prev == prev
-                && order.remaining_qty() > 0
+                && order.remaining_qty > 0
+                && order.remaining_qty <= order.qty
                 && self.orders.slot_of(order.id) == Some(slot);
             if !placed {
                 return Err(Violation {
@@ -161,7 +162,7 @@ impl Engine {
                     detail: format!("order {:?} misplaced at {side:?} {price}", order.id),
                 });
             }
-            sum += order.remaining_qty();
+            sum += order.remaining_qty;
             count += 1;
             prev = slot;
             slot = order.level_next;
@@ -205,7 +206,7 @@ impl Engine {
                     Side::Sell => {
                         *reserved
                             .entry((order.market, order.user, order.outcome))
-                            .or_default() += order.remaining_qty();
+                            .or_default() += order.remaining_qty;
                     }
                 }
                 count += 1;
@@ -296,8 +297,8 @@ mod tests {
         assert_eq!(engine.check_invariants(), Ok(()));
     }
 
-    #[test]
-    fn the_checker_reports_an_order_filed_at_a_level_other_than_its_price() {
+    /// `funded`, with a bid for 2 YES at 0.40 resting in a market of 0.01 ticks; its slot.
+    fn resting_bid() -> (Engine, u32) {
         let mut engine = funded();
         let mut out = Vec::new();
         let params = crate::command::MarketParams {
@@ -322,15 +323,31 @@ mod tests {
         }
         assert_eq!(engine.check_invariants(), Ok(()));
         let slot = engine.orders.slot_of(crate::types::OrderId(1)).unwrap();
+        (engine, slot)
+    }
+
+    fn misplaced() -> Result<(), Violation> {
+        Err(Violation {
+            invariant: 4,
+            detail: "order OrderId(1) misplaced at Bid 4000".to_owned(),
+        })
+    }
+
+    #[test]
+    fn the_checker_reports_an_order_filed_at_a_level_other_than_its_price() {
+        let (mut engine, slot) = resting_bid();
         assert_eq!(engine.orders.get(slot).rests_at_ticks, 40);
         engine.orders.get_mut(slot).rests_at_ticks = 41;
-        assert_eq!(
-            engine.check_invariants(),
-            Err(Violation {
-                invariant: 4,
-                detail: "order OrderId(1) misplaced at Bid 4000".to_owned(),
-            })
-        );
+        assert_eq!(engine.check_invariants(), misplaced());
+    }
+
+    #[test]
+    fn the_checker_reports_an_order_with_more_left_than_its_size() {
+        let (mut engine, slot) = resting_bid();
+        // The level's total grows with it, so only the order's own bound can tell.
+        engine.orders.get_mut(slot).remaining_qty = 3;
+        engine.markets[0].book.grow_for_test(40, 1);
+        assert_eq!(engine.check_invariants(), misplaced());
     }
 
     #[test]

@@ -93,7 +93,7 @@ impl Engine {
         let new_limit = price_units.unwrap_or(current.limit_units);
         check_price(new_limit, market.params.tick_units)?;
         let qty_allowed = market.params.qty_min..=market.params.qty_max;
-        if !qty_allowed.contains(&new_qty) || new_qty <= current.filled_qty {
+        if !qty_allowed.contains(&new_qty) || new_qty <= current.filled_qty() {
             return Err(Reject::QtyOutOfRange);
         }
         if new_qty == current.qty && new_limit == current.limit_units {
@@ -115,14 +115,14 @@ impl Engine {
         let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
         self.touch_level(market, side, ticks);
         self.markets[market.0 as usize].book.reduce(ticks, dropped);
-        self.orders.get_mut(slot).qty = new_qty;
+        self.orders.get_mut(slot).decrement(dropped);
         self.release_excess(slot, dropped);
         let order = self.orders.get(slot);
         out.push(Event::OrderAmended {
             order: order.id,
             qty: order.qty,
             price_units: order.limit_units,
-            remaining_qty: order.remaining_qty(),
+            remaining_qty: order.remaining_qty,
             priority_kept: true,
         });
     }
@@ -144,7 +144,7 @@ impl Engine {
                 return Err(Reject::PostOnlyWouldTake);
             }
         }
-        let new_remaining = new_qty - order.filled_qty;
+        let new_remaining = new_qty - order.filled_qty();
         let position = self.ledger.position(order.market, order.user);
         match order.side {
             Side::Buy => {
@@ -163,7 +163,7 @@ impl Engine {
                 }
             }
             Side::Sell => {
-                let extra = new_remaining.saturating_sub(order.remaining_qty());
+                let extra = new_remaining.saturating_sub(order.remaining_qty);
                 if extra > position.free(order.outcome) {
                     return Err(Reject::InsufficientShares);
                 }
@@ -181,8 +181,8 @@ impl Engine {
             .book
             .unlink(&mut self.orders, slot);
         let order = self.orders.get(slot);
-        let (user, outcome, old_remaining) = (order.user, order.outcome, order.remaining_qty());
-        let new_remaining = new_qty - order.filled_qty;
+        let (user, outcome, old_remaining) = (order.user, order.outcome, order.remaining_qty);
+        let new_remaining = new_qty - order.filled_qty();
         match order.side {
             Side::Buy => {
                 let params = &self.markets[market.0 as usize].params;
@@ -210,7 +210,7 @@ impl Engine {
             }
         }
         let order = self.orders.get_mut(slot);
-        order.qty = new_qty;
+        order.resize(new_qty);
         order.set_limit(new_limit, &self.markets[market.0 as usize].book);
         out.push(Event::OrderAmended {
             order: order.id,

@@ -85,7 +85,7 @@ pub(crate) fn check_price(price_units: u16, tick_units: u16) -> Result<(), Rejec
 #[inline(always)] // a call per placement and per partial fill, for a few instructions of work
 fn reserve_micros(order: &Order, params: &MarketParams) -> i64 {
     buy_reserve_micros(
-        order.remaining_qty(),
+        order.remaining_qty,
         order.limit_units,
         params.maker_fee_bps,
         params.taker_fee_bps,
@@ -395,7 +395,7 @@ impl Engine {
             rests_at_units,
             rests_at_ticks,
             qty: accepted.qty,
-            filled_qty: 0,
+            remaining_qty: accepted.qty,
             expires_at_micros: request.expires_at_micros,
             locked_micros: accepted.lock_micros,
             resting: false,
@@ -498,7 +498,7 @@ impl Engine {
     pub(crate) fn take(&mut self, slot: u32, out: &mut Vec<Event>) {
         let self_trade = self.walk(slot, out);
         let order = self.orders.get(slot);
-        let remaining = order.remaining_qty();
+        let remaining = order.remaining_qty;
         if self_trade {
             self.finish_order(
                 slot,
@@ -536,7 +536,7 @@ impl Engine {
         let limit_ticks = taker.rests_at_ticks;
         let mut fees = TakerFees::default();
         loop {
-            let remaining = self.orders.get(taker_slot).remaining_qty();
+            let remaining = self.orders.get(taker_slot).remaining_qty;
             if remaining == 0 {
                 return false;
             }
@@ -555,7 +555,7 @@ impl Engine {
                 }
                 continue;
             }
-            let qty = remaining.min(maker.remaining_qty());
+            let qty = remaining.min(maker.remaining_qty);
             self.fill(maker_slot, taker_slot, ticks, qty, &mut fees, out);
         }
     }
@@ -581,8 +581,8 @@ impl Engine {
                 true
             }
             SelfTradePrevention::DecrementAndCancel => {
-                let maker_remaining = self.orders.get(maker_slot).remaining_qty();
-                let taker_remaining = self.orders.get(taker_slot).remaining_qty();
+                let maker_remaining = self.orders.get(maker_slot).remaining_qty;
+                let taker_remaining = self.orders.get(taker_slot).remaining_qty;
                 let qty = maker_remaining.min(taker_remaining);
                 if qty == maker_remaining {
                     self.end_resting(maker_slot, OrderEnd::Cancelled, reason, out);
@@ -593,7 +593,7 @@ impl Engine {
                     return true;
                 }
                 let taker = self.orders.get_mut(taker_slot);
-                taker.qty -= qty;
+                taker.decrement(qty);
                 // A SELL taker frees the decremented shares now; a BUY taker's excess cash
                 // is released when it rests or ends (a MARKET BUY holds no excess at all).
                 let (user, market, side, outcome) =
@@ -605,7 +605,7 @@ impl Engine {
                 out.push(Event::OrderReduced {
                     order: taker.id,
                     qty: taker.qty,
-                    remaining_qty: taker.remaining_qty(),
+                    remaining_qty: taker.remaining_qty,
                     reason: CancelReason::SelfTrade,
                 });
                 false
@@ -616,17 +616,17 @@ impl Engine {
     /// Shrinks a resting order by `qty` without a fill, keeping its place in the queue.
     fn reduce_resting(&mut self, slot: u32, qty: u64, out: &mut Vec<Event>) {
         let order = self.orders.get(slot);
-        assert!(order.resting && qty < order.remaining_qty());
+        assert!(order.resting && qty < order.remaining_qty);
         let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
         self.touch_level(market, side, ticks);
         self.markets[market.0 as usize].book.reduce(ticks, qty);
-        self.orders.get_mut(slot).qty -= qty;
+        self.orders.get_mut(slot).decrement(qty);
         self.release_excess(slot, qty);
         let order = self.orders.get(slot);
         out.push(Event::OrderReduced {
             order: order.id,
             qty: order.qty,
-            remaining_qty: order.remaining_qty(),
+            remaining_qty: order.remaining_qty,
             reason: CancelReason::SelfTrade,
         });
     }
@@ -689,7 +689,7 @@ impl Engine {
         let taker_side = if bid_is_maker { Side::Sell } else { Side::Buy };
         let (maker_id, maker_user, taker_id, taker_user) =
             (maker.id, maker.user, taker.id, taker.user);
-        let maker_done = qty == maker.remaining_qty();
+        let maker_done = qty == maker.remaining_qty;
         let maker_side = maker.book_side();
         self.touch_level(market, maker_side, ticks);
         if maker_done {
@@ -754,8 +754,7 @@ impl Engine {
                 ledger.charge_fee(user, fee_micros, false);
             }
         }
-        order.filled_qty += qty;
-        assert!(order.filled_qty <= order.qty);
+        order.fill(qty);
     }
 
     /// Puts the taker's remainder on the book, holding exactly its reserve.
@@ -777,7 +776,7 @@ impl Engine {
             market,
             side,
             book_price_units: price,
-            remaining_qty: order.remaining_qty(),
+            remaining_qty: order.remaining_qty,
         });
     }
 
@@ -808,7 +807,7 @@ impl Engine {
     ) {
         let order = self.orders.get(slot).clone();
         assert!(!order.resting);
-        let remaining = order.remaining_qty();
+        let remaining = order.remaining_qty;
         match order.side {
             Side::Buy => {
                 let market_buy = order.order_type == OrderType::Market;
@@ -834,7 +833,7 @@ impl Engine {
             market: order.market,
             end,
             reason,
-            filled_qty: order.filled_qty,
+            filled_qty: order.filled_qty(),
             unfilled_qty: remaining,
         });
     }
@@ -877,7 +876,7 @@ impl Engine {
                         }
                         SelfTradePrevention::CancelMaker => continue,
                         SelfTradePrevention::DecrementAndCancel => {
-                            let qty = remaining.min(maker.remaining_qty());
+                            let qty = remaining.min(maker.remaining_qty);
                             if qty == remaining {
                                 return plan;
                             }
@@ -887,7 +886,7 @@ impl Engine {
                     }
                 }
                 plan.crossed = true;
-                let wanted = remaining.min(maker.remaining_qty());
+                let wanted = remaining.min(maker.remaining_qty);
                 let pay_units = outcome_price(taker.outcome, level_price);
                 let qty = match taker.cash_budget_micros {
                     None => wanted,

@@ -38,7 +38,9 @@ pub(crate) struct Order {
     pub rests_at_ticks: u16,
     /// The total quantity (shrinks on amend-down and self-trade decrements).
     pub qty: u64,
-    pub filled_qty: u64,
+    /// What is left to fill: `qty` minus what has filled. Stored rather than the filled
+    /// quantity because matching reads it on every step and fill.
+    pub remaining_qty: u64,
     pub expires_at_micros: Option<u64>,
     /// Cash this order holds in its user's `locked` balance (BUY orders only).
     pub locked_micros: i64,
@@ -51,9 +53,30 @@ pub(crate) struct Order {
 }
 
 impl Order {
-    pub fn remaining_qty(&self) -> u64 {
-        assert!(self.filled_qty <= self.qty);
-        self.qty - self.filled_qty
+    pub fn filled_qty(&self) -> u64 {
+        assert!(self.remaining_qty <= self.qty);
+        self.qty - self.remaining_qty
+    }
+
+    /// Fills `qty` of what is left.
+    pub fn fill(&mut self, qty: u64) {
+        assert!(qty <= self.remaining_qty);
+        self.remaining_qty -= qty;
+    }
+
+    /// Shrinks the order by `qty` of what is left, without a fill.
+    pub fn decrement(&mut self, qty: u64) {
+        assert!(qty <= self.remaining_qty);
+        self.qty -= qty;
+        self.remaining_qty -= qty;
+    }
+
+    /// Sets a new total quantity, what has filled staying filled.
+    pub fn resize(&mut self, qty: u64) {
+        let filled_qty = self.filled_qty();
+        assert!(qty > filled_qty);
+        self.qty = qty;
+        self.remaining_qty = qty - filled_qty;
     }
 
     pub fn book_side(&self) -> BookSide {

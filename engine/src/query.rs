@@ -70,8 +70,8 @@ impl OrderView {
             reduce_only: order.reduce_only,
             price_units: order.limit_units,
             qty: order.qty,
-            filled_qty: order.filled_qty,
-            remaining_qty: order.remaining_qty(),
+            filled_qty: order.filled_qty(),
+            remaining_qty: order.remaining_qty,
             expires_at_micros: order.expires_at_micros,
             locked_micros: order.locked_micros,
         }
@@ -171,7 +171,7 @@ impl Engine {
         let mut cursor = order.level_prev;
         while cursor != NIL {
             let before = self.orders.get(cursor);
-            ahead += before.remaining_qty();
+            ahead += before.remaining_qty;
             cursor = before.level_prev;
         }
         Some(ahead)

@@ -176,7 +176,7 @@ impl Engine {
                         reduce_only: order.reduce_only,
                         limit_units: order.limit_units,
                         qty: order.qty,
-                        filled_qty: order.filled_qty,
+                        filled_qty: order.filled_qty(),
                         expires_at_micros: order.expires_at_micros,
                         locked_micros: order.locked_micros,
                     });
@@ -333,7 +333,7 @@ impl Engine {
             rests_at_units: price,
             rests_at_ticks: book.ticks(price),
             qty: order.qty,
-            filled_qty: order.filled_qty,
+            remaining_qty: order.qty - order.filled_qty,
             expires_at_micros: order.expires_at_micros,
             locked_micros: order.locked_micros,
             resting: false,
