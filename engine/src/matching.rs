@@ -562,6 +562,9 @@ impl Engine {
 
     /// Applies the taker's self-trade mode to its own resting order in `maker_slot`. Returns
     /// whether the taker must stop and be cancelled.
+    // Rare, and kept out of the walk's loop so it does not crowd the fill's registers.
+    #[cold]
+    #[inline(never)]
     fn prevent_self_trade(
         &mut self,
         stp: SelfTradePrevention,
