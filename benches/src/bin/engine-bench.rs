@@ -13,10 +13,10 @@ use benches::measure::{
     peak_rss_bytes, percentile, CountingAllocator,
 };
 use benches::workloads::{
-    self, count, prepare, resolution_setup, standard_expected_counts, Counts, Workload,
+    self, count, prepare, resolution_setup, standard_expected_counts, Counts, Stream, Workload,
 };
 use clap::Parser;
-use engine::{Command, MarketId, Outcome, PlaceOrder, Side, UserId};
+use engine::{Command, Engine, Event, MarketId, Outcome, PlaceOrder, Side, UserId};
 use serde::Serialize;
 
 /// Latency runs: the first gives `p50_ns`..`p999_ns`; all of them give the `quiet_` figures.
@@ -118,20 +118,26 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One timed pass over the stream on a fresh engine; ns per operation. Never inlined, so that
-/// callgrind can count exactly this (`--toggle-collect='engine_bench::timed_run*'`).
-#[inline(never)]
+/// One timed pass over the stream on a fresh engine; ns per operation.
 fn timed_run(workload: &Workload, expected_hash: u128) -> f64 {
     let (mut engine, mut stream) = prepare(workload);
     let mut events = Vec::with_capacity(1 << 12);
     let started = Instant::now();
-    while let Some(step) = stream.step(&mut engine, &mut events) {
-        let _ = black_box(step);
-        events.clear();
-    }
+    run_stream(&mut engine, &mut stream, &mut events);
     let elapsed = started.elapsed();
     assert_eq!(engine.state_hash(), expected_hash, "a timed run diverged");
     elapsed.as_nanos() as f64 / workload.ops as f64
+}
+
+/// The timed loop. Never inlined, so that callgrind can count exactly the stream's operations,
+/// without the setup (a million resting orders for `cancel-heavy` and `deep-book`) or the
+/// closing state hash: `--toggle-collect='engine_bench::run_stream*'`.
+#[inline(never)]
+fn run_stream(engine: &mut Engine, stream: &mut Stream, events: &mut Vec<Event>) {
+    while let Some(step) = stream.step(engine, events) {
+        let _ = black_box(step);
+        events.clear();
+    }
 }
 
 /// Every operation timed on its own (a separate run: the clock reads cost time); `sample`
