@@ -92,7 +92,6 @@ impl Book {
         self.occupancy(side).best.map(|index| index as u16)
     }
 
-    /// The next occupied price after `price_units`, moving away from the spread.
     /// The next occupied level after level `ticks`, moving away from the spread.
     pub fn next_worse(&self, side: BookSide, ticks: u16) -> Option<u16> {
         let next = self.occupancy(side).next_worse(ticks as usize);
