@@ -169,7 +169,8 @@ const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
 
 /// Order id -> arena slot without hashing. Ids are handed out in order, so they fall into
 /// pages of consecutive ids; a page is allocated when its first order opens and freed when its
-/// last one closes, and empty pages at the front are dropped. Memory follows the open orders
+/// last one closes (the newest page only once a newer one opens: the next ids go there), and
+/// empty pages at the front are dropped. Memory follows the open orders
 /// (a long-lived order keeps only its own page); a lookup is a few array reads, no hashing.
 ///
 /// Each page also keeps one bit per id saying whether it is open, beside the page list rather
@@ -261,6 +262,13 @@ impl IdIndex {
     #[cold]
     #[inline(never)]
     fn open_page(&mut self, number: u64) -> usize {
+        // The newest page is kept when it empties (see `remove`); a newer one replaces it.
+        if let Some(last) = self.pages.len().checked_sub(1) {
+            let newer = number > self.first_page + last as u64;
+            if newer && self.pages[last].as_ref().is_some_and(|page| page.open == 0) {
+                self.close_page(last);
+            }
+        }
         if self.pages.is_empty() {
             self.first_page = number;
         }
@@ -288,9 +296,20 @@ impl IdIndex {
         page.open -= 1;
         self.len -= 1;
         if page.open == 0 {
-            self.close_page(index);
+            self.page_emptied(index);
         }
         slot
+    }
+
+    /// Frees the page at `index`, which has just emptied, unless it is the newest: the next ids
+    /// go there, and orders that end in the command that placed them (market orders against a
+    /// deep book) would otherwise allocate and zero a page of 16 KiB each.
+    #[cold]
+    #[inline(never)]
+    fn page_emptied(&mut self, index: usize) {
+        if index + 1 < self.pages.len() {
+            self.close_page(index);
+        }
     }
 
     /// Frees the emptied page at `index`, and the empty pages at the front.
@@ -349,5 +368,18 @@ mod tests {
         assert_eq!((index.first_page, index.pages.len(), index.len), (3, 1, 1));
         assert_eq!(index.get(OrderId(far)), Some(12));
         assert_eq!(index.get(OrderId(1)), None);
+        // The newest page stays when it empties, for the ids after it...
+        assert_eq!(index.remove(OrderId(far)), 12);
+        assert_eq!((index.first_page, index.pages.len(), index.len), (3, 1, 0));
+        assert!(index.pages[0].is_some());
+        index.insert(OrderId(far + 1), 13);
+        assert_eq!(index.get(OrderId(far + 1)), Some(13));
+        assert_eq!(index.remove(OrderId(far + 1)), 13);
+        // ...and goes once a newer page opens.
+        let farther = ID_PAGE_LEN as u64 * 5;
+        index.insert(OrderId(farther), 14);
+        assert_eq!((index.first_page, index.pages.len(), index.len), (5, 1, 1));
+        assert_eq!(index.get(OrderId(far + 1)), None);
+        assert_eq!(index.get(OrderId(farther)), Some(14));
     }
 }
