@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::book::Book;
 use crate::command::{Command, MarketParams, Op, PlaceOrder};
 use crate::event::Event;
-use crate::ledger::{Ledger, Position};
+use crate::ledger::Ledger;
 use crate::orders::{Arena, NIL};
 use crate::reject::Reject;
 use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId, Slug};
@@ -231,34 +231,52 @@ impl Engine {
     /// `event` module documents, and clears the touch lists.
     fn flush(&mut self, out: &mut Vec<Event>) {
         self.flush_levels(out);
-        // The ledger records an account once per command with its value before the first change
-        // (its stamp), so the lists need ordering; keeping only the first entry of a key also
-        // covers a position forgotten at resolution and touched again in the same command.
+        // The ledger records each position once per command, with its value before the first
+        // change and now; only a position settled at resolution and opened again in the same
+        // command has two entries, which become one: the first's before, the last's now.
         let ledger = &mut self.ledger;
-        sort_keep_first(&mut ledger.touched_positions, |entry| entry.0);
-        for &((market, user), before) in ledger.touched_positions.iter() {
-            let now: Position = ledger.position(market, user);
-            if now != before {
-                out.push(Event::Position {
-                    user,
-                    market,
-                    position: now,
-                });
-            }
+        if ledger.touched_twice {
+            sort_stable_by_key(&mut ledger.touched_positions, |entry| entry.key);
+            ledger.touched_positions.dedup_by(|later, earlier| {
+                let same = later.key == earlier.key;
+                if same {
+                    earlier.now = later.now;
+                }
+                same
+            });
         }
+        for_each_by_key(
+            &mut ledger.touched_positions,
+            |entry| entry.key,
+            |touch| {
+                if touch.now != touch.before {
+                    let (market, user) = touch.key;
+                    out.push(Event::Position {
+                        user,
+                        market,
+                        position: touch.now,
+                    });
+                }
+            },
+        );
         ledger.touched_positions.clear();
-        // Cash accounts are never forgotten, so their stamps alone keep the list unique.
-        sort_stable_by_key(&mut ledger.touched_cash, |entry| entry.0);
-        for &(user, before) in ledger.touched_cash.iter() {
-            let now = ledger.cash(user);
-            if now != before {
-                out.push(Event::Balance {
-                    user,
-                    available_micros: now.available_micros,
-                    locked_micros: now.locked_micros,
-                });
-            }
-        }
+        // Cash accounts are never forgotten, so their stamps alone keep the list unique; the
+        // flush reads their value now by index, no lookup.
+        let cash = &ledger.cash;
+        for_each_by_key(
+            &mut ledger.touched_cash,
+            |entry| entry.0,
+            |&(user, before)| {
+                let now = cash[user.0 as usize].value;
+                if now != before {
+                    out.push(Event::Balance {
+                        user,
+                        available_micros: now.available_micros,
+                        locked_micros: now.locked_micros,
+                    });
+                }
+            },
+        );
         ledger.touched_cash.clear();
         ledger.end_command();
     }
@@ -300,6 +318,29 @@ fn sort_keep_first<T: Copy, K: Ord>(entries: &mut Vec<T>, key: impl Fn(&T) -> K)
     entries.dedup_by(|later, earlier| key(later) == key(earlier));
 }
 
+/// Calls `f` on each entry in key order, entries of equal key in push order. One or two
+/// entries, the commonest lists, are read in order where they are; only longer lists are
+/// sorted (moving a position's 72-byte entries cost more than reading them in order).
+#[inline(always)]
+fn for_each_by_key<T: Copy, K: Ord>(
+    entries: &mut [T],
+    key: impl Fn(&T) -> K,
+    mut f: impl FnMut(&T),
+) {
+    if let [first, second] = entries {
+        if key(first) > key(second) {
+            f(second);
+            f(first);
+        } else {
+            f(first);
+            f(second);
+        }
+        return;
+    }
+    sort_stable_by_key(entries, &key);
+    entries.iter().for_each(f);
+}
+
 /// A stable sort. A command's lists are a handful of entries, where an insertion sort takes
 /// the fewest instructions; long ones (a market closing) go to the library's sort.
 fn sort_stable_by_key<T: Copy, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K) {
@@ -323,5 +364,72 @@ fn sort_stable_by_key<T: Copy, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K)
             at -= 1;
         }
         entries[at] = entry;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Position;
+    use crate::types::{Outcome, UserId};
+
+    /// One user and one market; the flush of their creation already done.
+    fn user_and_market() -> Engine {
+        let mut engine = Engine::default();
+        let params = MarketParams {
+            slug: Slug::new("flush").expect("a valid slug"),
+            tick_units: 100,
+            qty_min: 1,
+            qty_max: 1_000,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+            close_ts_micros: None,
+        };
+        let mut out = Vec::new();
+        for (ts_micros, op) in [(1, Op::CreateUser), (2, Op::CreateMarket(params))] {
+            engine.apply(&Command { ts_micros, op }, &mut out).unwrap();
+        }
+        engine
+    }
+
+    fn positions(out: &[Event]) -> Vec<Position> {
+        out.iter()
+            .filter_map(|event| match event {
+                Event::Position { position, .. } => Some(*position),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn yes_free(qty: u64) -> Position {
+        Position {
+            yes_free: qty,
+            ..Position::default()
+        }
+    }
+
+    #[test]
+    fn the_flush_writes_each_changed_position_once_with_its_last_value() {
+        let mut engine = user_and_market();
+        let (market, user) = (MarketId(0), UserId(0));
+        let mut out = Vec::new();
+        engine.ledger.add_free(market, user, Outcome::Yes, 5);
+        engine.ledger.add_free(market, user, Outcome::Yes, 2);
+        engine.flush(&mut out);
+        assert_eq!(positions(&out), [yes_free(7)]);
+
+        // Changed and changed back: nothing to write.
+        out.clear();
+        engine.ledger.add_free(market, user, Outcome::Yes, 1);
+        engine.ledger.remove_free(market, user, Outcome::Yes, 1);
+        engine.flush(&mut out);
+        assert_eq!(positions(&out), []);
+
+        // Settled and opened again in one command: one event, the net change.
+        out.clear();
+        assert_eq!(engine.ledger.settle(market, user), yes_free(7));
+        engine.ledger.add_free(market, user, Outcome::Yes, 3);
+        engine.flush(&mut out);
+        assert_eq!(positions(&out), [yes_free(3)]);
     }
 }

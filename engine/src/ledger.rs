@@ -79,11 +79,38 @@ impl<T> Stamped<T> {
     }
 }
 
+/// A position account, and where the current command recorded it in the touch list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PositionAccount {
+    pub value: Position,
+    /// Index of this account's entry in `Ledger::touched_positions`, meaningful only while the
+    /// entry there has this account's key: the list holds the current command's entries only,
+    /// so an index left from an earlier command points past its end or at another account.
+    touch: u32,
+}
+
+impl PositionAccount {
+    pub fn new(value: Position) -> PositionAccount {
+        PositionAccount {
+            value,
+            touch: u32::MAX,
+        }
+    }
+}
+
+/// A position the current command changed: its value before the first change and now.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PositionTouch {
+    pub key: (MarketId, UserId),
+    pub before: Position,
+    pub now: Position,
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct Ledger {
     pub cash: Vec<Stamped<Cash>>,
     pub escrow_micros: Vec<i64>,
-    pub positions: FxHashMap<(MarketId, UserId), Stamped<Position>>,
+    pub positions: FxHashMap<(MarketId, UserId), PositionAccount>,
     /// Users holding a position entry, per market, in the order they first got one.
     pub holders: Vec<Vec<UserId>>,
     pub fee_micros: i64,
@@ -91,10 +118,14 @@ pub(crate) struct Ledger {
     pub external_micros: i64,
     /// Numbers commands, for the stamps: rises by one as each command's changes are flushed.
     command: u64,
-    /// Accounts changed by the current command, once each, with their value before its first
-    /// change (unordered).
+    /// Cash accounts changed by the current command, once each, with their value before its
+    /// first change (unordered).
     pub touched_cash: Vec<(UserId, Cash)>,
-    pub touched_positions: Vec<((MarketId, UserId), Position)>,
+    /// Positions changed by the current command with their value before and now, so that the
+    /// flush never looks an account up again (unordered; once each, except an account settled
+    /// at resolution and opened again in the same command, which `touched_twice` flags).
+    pub touched_positions: Vec<PositionTouch>,
+    pub touched_twice: bool,
 }
 
 impl Default for Ledger {
@@ -109,6 +140,7 @@ impl Default for Ledger {
             command: 1,
             touched_cash: Vec::new(),
             touched_positions: Vec::new(),
+            touched_twice: false,
         }
     }
 }
@@ -137,6 +169,7 @@ impl Ledger {
     /// belong to the next command.
     pub fn end_command(&mut self) {
         assert!(self.touched_cash.is_empty() && self.touched_positions.is_empty());
+        self.touched_twice = false;
         self.command += 1;
     }
 
@@ -149,23 +182,40 @@ impl Ledger {
         &mut account.value
     }
 
+    /// Applies `change` to a position (opened empty if it has none) and records the value it
+    /// leaves in the touch list. One hash lookup: the entry gives the slot and the account's
+    /// touch index. The holders list is indexed only for a new account (indexed up front, its
+    /// bounds check ran on every movement; inside an `or_insert_with` closure, the lookup was
+    /// compiled worse).
     #[inline(always)]
-    fn position_mut(&mut self, market: MarketId, user: UserId) -> &mut Position {
-        // One hash lookup: the entry gives the stamp, the value before the change and the slot.
-        // The holders list is indexed only for a new account (indexed up front, its bounds
-        // check ran on every movement; inside an `or_insert_with` closure, the lookup was
-        // compiled worse).
-        let account = match self.positions.entry((market, user)) {
+    fn change_position(
+        &mut self,
+        market: MarketId,
+        user: UserId,
+        change: impl FnOnce(&mut Position),
+    ) {
+        let key = (market, user);
+        let account = match self.positions.entry(key) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
                 self.holders[market.0 as usize].push(user);
-                entry.insert(Stamped::default())
+                entry.insert(PositionAccount::new(Position::default()))
             }
         };
-        if account.first_touch_in(self.command) {
-            self.touched_positions.push(((market, user), account.value));
+        let before = account.value;
+        change(&mut account.value);
+        let touched = &mut self.touched_positions;
+        match touched.get_mut(account.touch as usize) {
+            Some(entry) if entry.key == key => entry.now = account.value,
+            _ => {
+                account.touch = u32::try_from(touched.len()).expect("touches bounded by memory");
+                touched.push(PositionTouch {
+                    key,
+                    before,
+                    now: account.value,
+                });
+            }
         }
-        &mut account.value
     }
 
     pub fn deposit(&mut self, user: UserId, amount_micros: i64) {
@@ -242,36 +292,44 @@ impl Ledger {
 
     #[inline(always)]
     pub fn add_free(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
-        *self.position_mut(market, user).parts(outcome).0 += qty;
+        self.change_position(market, user, |position| *position.parts(outcome).0 += qty);
     }
 
     pub fn remove_free(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
-        let (free, _) = self.position_mut(market, user).parts(outcome);
-        assert!(*free >= qty);
-        *free -= qty;
+        self.change_position(market, user, |position| {
+            let (free, _) = position.parts(outcome);
+            assert!(*free >= qty);
+            *free -= qty;
+        });
     }
 
     #[inline(always)]
     pub fn reserve(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
-        let (free, reserved) = self.position_mut(market, user).parts(outcome);
-        assert!(*free >= qty);
-        *free -= qty;
-        *reserved += qty;
+        self.change_position(market, user, |position| {
+            let (free, reserved) = position.parts(outcome);
+            assert!(*free >= qty);
+            *free -= qty;
+            *reserved += qty;
+        });
     }
 
     #[inline(always)]
     pub fn release(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
-        let (free, reserved) = self.position_mut(market, user).parts(outcome);
-        assert!(*reserved >= qty);
-        *reserved -= qty;
-        *free += qty;
+        self.change_position(market, user, |position| {
+            let (free, reserved) = position.parts(outcome);
+            assert!(*reserved >= qty);
+            *reserved -= qty;
+            *free += qty;
+        });
     }
 
     #[inline(always)]
     pub fn remove_reserved(&mut self, market: MarketId, user: UserId, outcome: Outcome, qty: u64) {
-        let (_, reserved) = self.position_mut(market, user).parts(outcome);
-        assert!(*reserved >= qty);
-        *reserved -= qty;
+        self.change_position(market, user, |position| {
+            let (_, reserved) = position.parts(outcome);
+            assert!(*reserved >= qty);
+            *reserved -= qty;
+        });
     }
 
     /// Split: cash -> `qty` YES + `qty` NO, the cash going into escrow.
@@ -284,17 +342,25 @@ impl Ledger {
         self.add_free(market, user, Outcome::No, qty);
     }
 
-    /// Takes a holder's position out of the ledger at resolution (its stamp too: the flush
-    /// keeps the first of duplicate position entries for that reason). One hash lookup: the
-    /// removed entry still says whether this command already recorded its value before.
+    /// Takes a holder's position out of the ledger at resolution, recording it as now empty.
+    /// One hash lookup: the removed entry still has its touch index.
     pub fn settle(&mut self, market: MarketId, user: UserId) -> Position {
-        let mut account = self
+        let key = (market, user);
+        let account = self
             .positions
-            .remove(&(market, user))
+            .remove(&key)
             .expect("a holder has a position account");
-        if account.first_touch_in(self.command) {
-            self.touched_positions.push(((market, user), account.value));
+        let touched = &mut self.touched_positions;
+        match touched.get_mut(account.touch as usize) {
+            Some(entry) if entry.key == key => entry.now = Position::default(),
+            _ => touched.push(PositionTouch {
+                key,
+                before: account.value,
+                now: Position::default(),
+            }),
         }
+        // Should the account open again in this command, it gets a second entry.
+        self.touched_twice = true;
         let position = account.value;
         assert_eq!(position.yes_reserved, 0);
         assert_eq!(position.no_reserved, 0);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::book::Book;
 use crate::command::{MarketParams, PlaceOrder, FORMAT_VERSION};
 use crate::engine::{ClientIds, ClientRecord, Config, Engine, Market, UserOrders};
-use crate::ledger::{Cash, Position, Stamped};
+use crate::ledger::{Cash, Position, PositionAccount};
 use crate::matching::check_price;
 use crate::orders::{Order, NIL};
 use crate::types::{
@@ -369,7 +369,7 @@ impl Engine {
             }
             self.ledger
                 .positions
-                .insert((market, user), Stamped::new(position));
+                .insert((market, user), PositionAccount::new(position));
             self.ledger.holders[market.0 as usize].push(user);
         }
         Ok(())
