@@ -177,12 +177,32 @@ struct Resting {
     user: u32,
 }
 
+/// A command to be rewritten by the draws, at time 0.
+fn template(op: Op) -> Command {
+    Command { ts_micros: 0, op }
+}
+
+/// The order a placing command's draws rewrite.
+#[inline]
+fn place_order(command: &mut Command) -> &mut PlaceOrder {
+    match &mut command.op {
+        Op::Place(order) => order,
+        _ => unreachable!("a placing template"),
+    }
+}
+
 /// A stream of operations: `draw` draws one, `observe` feeds back what the engine did.
 pub struct Stream {
     shape: Shape,
     rng: SplitMix64,
     resting: Vec<Resting>,
-    command: Command,
+    /// One command of each kind, rewritten in place by each draw: only the fields a draw sets
+    /// change, instead of a whole 136-byte command being built and moved per operation.
+    limit: Command,
+    market: Command,
+    cancel: Command,
+    /// The kind of the last command drawn, which `command` returns.
+    last: Kind,
     /// The owner of the last limit order drawn: `observe` files it with the order if it rests.
     last_limit_user: UserId,
     index: u64,
@@ -195,10 +215,26 @@ impl Stream {
             shape,
             rng: SplitMix64::new(SEED),
             resting: Vec::new(),
-            command: Command {
-                ts_micros: 0,
-                op: Op::Tick,
-            },
+            limit: template(Op::Place(PlaceOrder::limit(
+                UserId(0),
+                MarketId(0),
+                Side::Buy,
+                Outcome::Yes,
+                0,
+                0,
+            ))),
+            market: template(Op::Place(PlaceOrder::market(
+                UserId(0),
+                MarketId(0),
+                Side::Buy,
+                Outcome::Yes,
+                0,
+            ))),
+            cancel: template(Op::Cancel {
+                user: UserId(0),
+                order: OrderId(0),
+            }),
+            last: Kind::Nothing,
             last_limit_user: UserId(0),
             index: 0,
             end: ops,
@@ -227,18 +263,22 @@ impl Stream {
         let kind = self.draw()?;
         let result = match kind {
             Kind::Nothing => Ok(()),
-            _ => engine.apply(&self.command, events),
+            _ => engine.apply(self.command(), events),
         };
         self.observe(kind, events);
         Some((kind, result))
     }
 
-    /// The command of the last operation drawn (stale after a `Kind::Nothing`).
+    /// The command of the last operation drawn (after a `Kind::Nothing`, the one before).
     pub fn command(&self) -> &Command {
-        &self.command
+        match self.last {
+            Kind::Limit | Kind::Nothing => &self.limit,
+            Kind::Cancel => &self.cancel,
+            Kind::Market => &self.market,
+        }
     }
 
-    /// Draws the next operation into `self.command`, or `None` after the last.
+    /// Draws the next operation into its kind's command, or `None` after the last.
     #[inline]
     fn draw(&mut self) -> Option<Kind> {
         if self.index == self.end {
@@ -247,23 +287,25 @@ impl Stream {
         let i = self.index;
         self.index += 1;
         let r = self.rng.uniform(100);
-        let (kind, op) = if r < self.shape.limit_below {
-            (Kind::Limit, self.draw_limit(i))
+        let kind = if r < self.shape.limit_below {
+            self.draw_limit(i);
+            Kind::Limit
         } else if r < self.shape.cancel_below {
-            match self.draw_cancel() {
-                Some(op) => (Kind::Cancel, op),
-                None => return Some(Kind::Nothing),
+            if !self.draw_cancel(i) {
+                return Some(Kind::Nothing);
             }
+            Kind::Cancel
         } else {
-            (Kind::Market, self.draw_market(i))
+            self.draw_market(i);
+            Kind::Market
         };
-        self.command = Command { ts_micros: i, op };
+        self.last = kind;
         Some(kind)
     }
 
     /// Draws (market,) side, price, qty, in that order.
     #[inline]
-    fn draw_limit(&mut self, i: u64) -> Op {
+    fn draw_limit(&mut self, i: u64) {
         let market = self.draw_market_id();
         let side = self.rng.uniform(2);
         let mut price_ticks = self.shape.price_low + self.rng.uniform(self.shape.price_span) as u16;
@@ -274,34 +316,40 @@ impl Stream {
         let price_units = price_ticks * UNITS_PER_TICK;
         let (user, outcome, units) = self.party(i, side, price_units);
         self.last_limit_user = user;
-        Op::Place(PlaceOrder::limit(
-            user,
-            market,
-            Side::Buy,
-            outcome,
-            units,
-            qty,
-        ))
+        self.limit.ts_micros = i;
+        let order = place_order(&mut self.limit);
+        (order.user, order.market, order.outcome) = (user, market, outcome);
+        (order.price_units, order.qty) = (Some(units), Some(qty));
     }
 
+    /// Draws the order to cancel; false when there is none.
     #[inline]
-    fn draw_cancel(&mut self) -> Option<Op> {
+    fn draw_cancel(&mut self, i: u64) -> bool {
         if self.resting.is_empty() {
-            return None;
+            return false;
         }
         let k = self.rng.uniform(self.resting.len() as u64) as usize;
         let Resting { order, user } = self.resting.swap_remove(k);
-        let (user, order) = (UserId(user), OrderId(order.into()));
-        Some(Op::Cancel { user, order })
+        self.cancel = Command {
+            ts_micros: i,
+            op: Op::Cancel {
+                user: UserId(user),
+                order: OrderId(order.into()),
+            },
+        };
+        true
     }
 
     #[inline]
-    fn draw_market(&mut self, i: u64) -> Op {
+    fn draw_market(&mut self, i: u64) {
         let market = self.draw_market_id();
         let side = self.rng.uniform(2);
         let qty = 1 + self.rng.uniform(self.shape.market_qty_max);
         let (user, outcome, _) = self.party(i, side, 0);
-        Op::Place(PlaceOrder::market(user, market, Side::Buy, outcome, qty))
+        self.market.ts_micros = i;
+        let order = place_order(&mut self.market);
+        (order.user, order.market, order.outcome) = (user, market, outcome);
+        order.qty = Some(qty);
     }
 
     /// Only drawn when there is more than one market, so `standard`'s draws are untouched.
