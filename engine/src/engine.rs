@@ -15,7 +15,7 @@ use crate::event::Event;
 use crate::ledger::Ledger;
 use crate::orders::{Arena, NIL};
 use crate::reject::Reject;
-use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId, Slug};
+use crate::types::{BookSide, ClientOrderId, MarketId, MarketState, OrderId, Slug, UserId};
 use crate::units::{
     MARKETS_MAX, OPEN_ORDERS_PER_USER_DEFAULT, OPEN_ORDERS_PER_USER_LIMIT, USERS_MAX,
 };
@@ -247,7 +247,7 @@ impl Engine {
         }
         for_each_by_key(
             &mut ledger.touched_positions,
-            |entry| entry.key,
+            |entry| position_sort_key(entry.key),
             |touch| {
                 if touch.now != touch.before {
                     let (market, user) = touch.key;
@@ -265,7 +265,7 @@ impl Engine {
         let cash = &ledger.cash;
         for_each_by_key(
             &mut ledger.touched_cash,
-            |entry| entry.0,
+            |entry| u64::from(entry.0 .0),
             |&(user, before)| {
                 let now = cash[user.0 as usize].value;
                 if now != before {
@@ -318,27 +318,52 @@ fn sort_keep_first<T: Copy, K: Ord>(entries: &mut Vec<T>, key: impl Fn(&T) -> K)
     entries.dedup_by(|later, earlier| key(later) == key(earlier));
 }
 
-/// Calls `f` on each entry in key order, entries of equal key in push order. One or two
-/// entries, the commonest lists, are read in order where they are; only longer lists are
-/// sorted (moving a position's 72-byte entries cost more than reading them in order).
+/// Calls `f` on each entry in key order, entries of equal key in push order; `key` must be
+/// below 2^56. The commonest lists are short: one or two entries are read in order where they
+/// are, and up to 16 through an insertion sort of `key << 8 | index` integers rather than of
+/// the entries (a position's is 72 bytes); only longer lists are sorted in place.
 #[inline(always)]
-fn for_each_by_key<T: Copy, K: Ord>(
-    entries: &mut [T],
-    key: impl Fn(&T) -> K,
-    mut f: impl FnMut(&T),
-) {
-    if let [first, second] = entries {
-        if key(first) > key(second) {
-            f(second);
-            f(first);
-        } else {
-            f(first);
-            f(second);
+fn for_each_by_key<T: Copy>(entries: &mut [T], key: impl Fn(&T) -> u64, mut f: impl FnMut(&T)) {
+    const PACKED_MAX: usize = 16;
+    match entries {
+        [] => {}
+        [only] => f(only),
+        [first, second] => {
+            if key(first) > key(second) {
+                f(second);
+                f(first);
+            } else {
+                f(first);
+                f(second);
+            }
         }
-        return;
+        _ if entries.len() <= PACKED_MAX => {
+            let mut packed = [0u64; PACKED_MAX];
+            for (index, entry) in entries.iter().enumerate() {
+                let next = key(entry) << 8 | index as u64;
+                let mut at = index;
+                while at > 0 && packed[at - 1] > next {
+                    packed[at] = packed[at - 1];
+                    at -= 1;
+                }
+                packed[at] = next;
+            }
+            for next in &packed[..entries.len()] {
+                f(&entries[(next & 0xff) as usize]);
+            }
+        }
+        _ => {
+            entries.sort_by_key(&key);
+            entries.iter().for_each(f);
+        }
     }
-    sort_stable_by_key(entries, &key);
-    entries.iter().for_each(f);
+}
+
+/// A position's key as one integer below 2^56 (a market id is 32 bits, a user id under
+/// `USERS_MAX`), ordered as the key is.
+fn position_sort_key(key: (MarketId, UserId)) -> u64 {
+    const _: () = assert!(USERS_MAX <= 1 << 24);
+    u64::from(key.0 .0) << 24 | u64::from(key.1 .0)
 }
 
 /// A stable sort. A command's lists are a handful of entries, where an insertion sort takes
@@ -431,5 +456,28 @@ mod tests {
         engine.ledger.add_free(market, user, Outcome::Yes, 3);
         engine.flush(&mut out);
         assert_eq!(positions(&out), [yes_free(3)]);
+    }
+
+    #[test]
+    fn for_each_by_key_visits_in_key_order_equal_keys_in_push_order() {
+        // Lengths through each path (one, two, packed, sorted in place), keys with repeats
+        // and near the 2^56 bound.
+        let mut state = 7u64;
+        for len in (0..40).flat_map(|len| [len; 20]) {
+            let mut entries: Vec<(u64, usize)> = (0..len)
+                .map(|index| {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1);
+                    let high = if state >> 63 == 1 { (1 << 56) - 4 } else { 0 };
+                    (high + (state >> 33) % 3, index)
+                })
+                .collect();
+            let mut expected = entries.clone();
+            expected.sort_by_key(|entry| entry.0);
+            let mut visited = Vec::new();
+            for_each_by_key(&mut entries, |entry| entry.0, |entry| visited.push(*entry));
+            assert_eq!(visited, expected, "{len} entries");
+        }
     }
 }
