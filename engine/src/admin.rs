@@ -183,6 +183,9 @@ impl Engine {
         }
         let mut holders = core::mem::take(&mut self.ledger.holders[market.0 as usize]);
         holders.sort_unstable();
+        // Each holder's settlement records a touch: one allocation for them all, rather than
+        // the list doubling (and copying) its way up to them.
+        self.ledger.touched_positions.reserve(holders.len());
         let no_payout_units = PRICE_SCALE as u16 - yes_payout_units;
         for &user in &holders {
             let position = self.ledger.settle(market, user);
