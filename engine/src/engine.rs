@@ -325,6 +325,10 @@ fn for_each_by_key<T>(entries: &[T], key: impl Fn(&T) -> u64, mut f: impl FnMut(
         _ if entries.len() <= PACKED_MAX => {
             let mut packed = [0u64; PACKED_MAX];
             for (index, entry) in entries.iter().enumerate() {
+                debug_assert!(
+                    key(entry) < 1 << 56,
+                    "a key must leave 8 bits for the index"
+                );
                 let next = key(entry) << 8 | index as u64;
                 let mut at = index;
                 while at > 0 && packed[at - 1] > next {

@@ -125,6 +125,8 @@ pub(crate) struct Ledger {
     /// flush never looks an account up again (unordered; once each, except an account settled
     /// at resolution and opened again in the same command, which `touched_twice` flags).
     pub touched_positions: Vec<PositionTouch>,
+    /// Set by any settlement in the current command: the flush must then merge entries of
+    /// equal key, where otherwise it only orders them.
     pub touched_twice: bool,
 }
 
