@@ -301,15 +301,7 @@ mod tests {
     fn resting_bid() -> (Engine, u32) {
         let mut engine = funded();
         let mut out = Vec::new();
-        let params = crate::command::MarketParams {
-            slug: crate::types::Slug::new("level-check").expect("a valid slug"),
-            tick_units: 100,
-            qty_min: 1,
-            qty_max: 1_000,
-            maker_fee_bps: 0,
-            taker_fee_bps: 0,
-            close_ts_micros: None,
-        };
+        let params = crate::command::MarketParams::for_tests("level-check");
         let bid = crate::command::PlaceOrder::limit(
             UserId(0),
             MarketId(0),

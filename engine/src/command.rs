@@ -101,6 +101,22 @@ pub struct MarketParams {
     pub close_ts_micros: Option<u64>,
 }
 
+#[cfg(test)]
+impl MarketParams {
+    /// A fee-free market that never closes, of 0.01 ticks and orders of 1 to 1,000 shares.
+    pub(crate) fn for_tests(slug: &str) -> MarketParams {
+        MarketParams {
+            slug: Slug::new(slug).expect("a valid slug"),
+            tick_units: 100,
+            qty_min: 1,
+            qty_max: 1_000,
+            maker_fee_bps: 0,
+            taker_fee_bps: 0,
+            close_ts_micros: None,
+        }
+    }
+}
+
 /// An order as a user submits it. Prices are in the order's own outcome (BUY NO at 4,500 rests
 /// on the YES ask at 5,500).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

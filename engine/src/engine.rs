@@ -441,15 +441,7 @@ mod tests {
     /// One user and one market; the flush of their creation already done.
     fn user_and_market() -> Engine {
         let mut engine = Engine::default();
-        let params = MarketParams {
-            slug: Slug::new("flush").expect("a valid slug"),
-            tick_units: 100,
-            qty_min: 1,
-            qty_max: 1_000,
-            maker_fee_bps: 0,
-            taker_fee_bps: 0,
-            close_ts_micros: None,
-        };
+        let params = MarketParams::for_tests("flush");
         let mut out = Vec::new();
         for (ts_micros, op) in [(1, Op::CreateUser), (2, Op::CreateMarket(params))] {
             engine.apply(&Command { ts_micros, op }, &mut out).unwrap();
