@@ -436,7 +436,7 @@ fn sort_stable_by_key<T: Copy, K: Ord>(entries: &mut [T], key: impl Fn(&T) -> K)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{Outcome, UserId};
+    use crate::types::Outcome;
 
     /// One user and one market; the flush of their creation already done.
     fn user_and_market() -> Engine {
