@@ -219,7 +219,7 @@ impl Engine {
             remaining_qty: new_remaining,
             priority_kept: false,
         });
-        self.take(slot, out);
+        self.take_resident(slot, out);
     }
 
     /// Cancels first, then places, each on its own: a failed item is reported as an event

@@ -1,6 +1,8 @@
 //! The order arena: every open order lives in one slot of a `Vec`, linked into its price
 //! level's FIFO queue and its user's list by `u32` slot indexes (intrusive lists, so resting
-//! an order allocates nothing once the arena has grown).
+//! an order allocates nothing once the arena has grown). A new order is open once it rests:
+//! while it takes, matching holds it, and one that ends in the command that placed it never
+//! gets a slot.
 //!
 //! Owns slot allocation and the id -> slot index. It must never decide anything about
 //! matching or money: callers link and unlink slots and keep the ledger in step.

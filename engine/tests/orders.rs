@@ -576,3 +576,49 @@ fn a_batch_over_the_item_limit_is_rejected_whole() {
     h.apply(at_limit).unwrap();
     assert_eq!(h.engine.open_orders(a).len(), 101);
 }
+
+#[test]
+fn orders_that_end_where_they_were_placed_leave_no_open_id_behind() {
+    // A taker enters the id index only if it rests, so the index must answer across ids it
+    // never saw: more than a page of them (4,096) before the first order that rests.
+    let mut h = Harness::default();
+    let (a, b) = (h.user(100), h.user(100));
+    let m = h.market(0, 0);
+    let ioc = PlaceOrder {
+        time_in_force: TimeInForce::Ioc,
+        ..PlaceOrder::limit(a, m, Side::Buy, Outcome::Yes, 5_000, 1)
+    };
+    let first_ioc = h.place(ioc).unwrap();
+    for _ in 0..5_000 {
+        h.place(ioc).unwrap();
+    }
+    let last_ioc = h.accepted_order().unwrap();
+    let resting = h.limit(b, m, Side::Buy, Outcome::No, 5_000, 2).unwrap();
+    let taker = h.limit(a, m, Side::Buy, Outcome::Yes, 5_000, 1).unwrap();
+    assert!(ended(&h.events).contains(&(taker.0, OrderEnd::Filled, None)));
+    assert_eq!(h.engine.open_order_count(), 1);
+    for id in [first_ioc, last_ioc, taker] {
+        assert_eq!(
+            h.apply(Op::Cancel { user: a, order: id }),
+            Err(Reject::UnknownOrder)
+        );
+    }
+    assert_eq!(h.engine.order(resting).unwrap().remaining_qty, 1);
+    h.apply(Op::Cancel {
+        user: b,
+        order: resting,
+    })
+    .unwrap();
+    assert_eq!(
+        ended(&h.events),
+        vec![(
+            resting.0,
+            OrderEnd::Cancelled,
+            Some(CancelReason::UserRequested)
+        )]
+    );
+    assert_eq!(
+        (h.engine.open_order_count(), h.locked(a), h.locked(b)),
+        (0, 0, 0)
+    );
+}
