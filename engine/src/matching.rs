@@ -697,9 +697,8 @@ impl Engine {
             self.markets[market.0 as usize].book.reduce(ticks, qty);
         }
         // Buyers pay into escrow before sellers are paid out of it.
-        let maker_buys = self.orders.get(maker_slot).side == Side::Buy;
         let maker = self.orders.get_mut(maker_slot);
-        if maker_buys {
+        if maker.side == Side::Buy {
             settle_fill(&mut self.ledger, maker, price, qty, maker_fee);
             settle_fill(&mut self.ledger, taker, price, qty, taker_fee);
         } else {
