@@ -7,7 +7,7 @@
 //! Owns slot allocation and the id -> slot index. It must never decide anything about
 //! matching or money: callers link and unlink slots and keep the ledger in step.
 
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 
 use crate::book::Book;
 use crate::types::{
@@ -172,8 +172,14 @@ const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
 /// Order id -> arena slot without hashing. Ids are handed out in order, so they fall into
 /// pages of consecutive ids; a page is allocated when its first order opens and freed when its
 /// last one closes (the newest page only once a newer one opens: the next ids go there), and
-/// empty pages at the front are dropped. Memory follows the open orders
-/// (a long-lived order keeps only its own page); a lookup is a few array reads, no hashing.
+/// empty pages at the front are dropped. A lookup is a few array reads, no hashing.
+///
+/// The pages near the newest id sit in a window (a deque indexed by page number, at most
+/// `ID_WINDOW_PAGES` long); an open page that falls behind the window, because a long-lived
+/// order keeps it open while the ids move on, moves to `far`, a map by page number. So memory
+/// follows the open orders, not the span of their ids (a window entry costs ~530 bytes whether
+/// or not its page is open), and pages can open in any order: a restore inserts orders in the
+/// order a snapshot lists them (market by market, best price first), not by id.
 ///
 /// Each page also keeps one bit per id saying whether it is open, beside the page list rather
 /// than behind the slots' pointer: most lookups of a closed id (cancelling an order that has
@@ -182,11 +188,17 @@ const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
 /// slot.
 #[derive(Clone, Debug, Default)]
 struct IdIndex {
-    /// The page number of `pages[0]`.
+    /// The page number of `pages[0]`; every page in `far` has a smaller number.
     first_page: u64,
+    /// The window: pages `first_page..first_page + pages.len()`, at most `ID_WINDOW_PAGES`.
     pages: VecDeque<Option<IdPage>>,
+    /// Open pages below the window, by page number.
+    far: BTreeMap<u64, IdPage>,
     len: u64,
 }
+
+/// The most pages the window spans (1,024 pages: 4,194,304 ids, ~540 KB of entries).
+const ID_WINDOW_PAGES: usize = 1_024;
 
 #[derive(Clone, Debug)]
 struct IdPage {
@@ -197,6 +209,14 @@ struct IdPage {
 }
 
 impl IdPage {
+    fn new() -> IdPage {
+        IdPage {
+            slots: Box::new([NIL; ID_PAGE_LEN]),
+            open_bits: [0; ID_PAGE_WORDS],
+            open: 0,
+        }
+    }
+
     fn is_open(&self, offset: usize) -> bool {
         self.open_bits[offset / ID_WORD_BITS] & (1 << (offset % ID_WORD_BITS)) != 0
     }
@@ -225,8 +245,16 @@ impl IdIndex {
     }
 
     fn page(&self, number: u64) -> Option<&IdPage> {
-        let index = number.checked_sub(self.first_page)?;
-        self.pages.get(usize::try_from(index).ok()?)?.as_ref()
+        match number.checked_sub(self.first_page) {
+            Some(index) => self.pages.get(usize::try_from(index).ok()?)?.as_ref(),
+            None => self.far_page(number),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn far_page(&self, number: u64) -> Option<&IdPage> {
+        self.far.get(&number)
     }
 
     fn get(&self, id: OrderId) -> Option<u32> {
@@ -249,21 +277,19 @@ impl IdIndex {
         let index = number.wrapping_sub(self.first_page) as usize;
         match self.pages.get_mut(index) {
             Some(Some(page)) => page.occupy(offset, slot),
-            _ => {
-                let index = self.open_page(number);
-                self.pages[index]
-                    .as_mut()
-                    .expect("an open page")
-                    .occupy(offset, slot);
-            }
+            _ => self.open_page(number).occupy(offset, slot),
         }
         self.len += 1;
     }
 
-    /// Allocates the page of ids `number`, which holds no open id; returns its index in `pages`.
+    /// The page of ids `number`, allocated if it has no open id. A live engine opens pages in
+    /// ascending order, at the window's end; a restore may open them in any order.
     #[cold]
     #[inline(never)]
-    fn open_page(&mut self, number: u64) -> usize {
+    fn open_page(&mut self, number: u64) -> &mut IdPage {
+        if number < self.first_page {
+            return self.far.entry(number).or_insert_with(IdPage::new);
+        }
         // The newest page is kept when it empties (see `remove`); a newer one replaces it.
         if let Some(last) = self.pages.len().checked_sub(1) {
             let newer = number > self.first_page + last as u64;
@@ -274,23 +300,46 @@ impl IdIndex {
         if self.pages.is_empty() {
             self.first_page = number;
         }
-        assert!(number >= self.first_page, "ids are handed out in order");
-        let index = (number - self.first_page) as usize;
+        let span = number - self.first_page + 1;
+        if span > ID_WINDOW_PAGES as u64 {
+            self.slide_window(span - ID_WINDOW_PAGES as u64);
+        }
+        let index = usize::try_from(number - self.first_page).expect("inside the window");
         if index >= self.pages.len() {
             self.pages.resize(index + 1, None);
         }
-        self.pages[index].get_or_insert_with(|| IdPage {
-            slots: Box::new([NIL; ID_PAGE_LEN]),
-            open_bits: [0; ID_PAGE_WORDS],
-            open: 0,
-        });
-        index
+        assert!(self.pages.len() <= ID_WINDOW_PAGES);
+        self.pages[index].get_or_insert_with(IdPage::new)
+    }
+
+    /// Moves the window's start up by `by` pages: the open pages it passes go to `far`.
+    fn slide_window(&mut self, by: u64) {
+        let new_first_page = self.first_page + by;
+        while self.first_page < new_first_page {
+            match self.pages.pop_front() {
+                Some(Some(page)) => {
+                    assert!(page.open > 0, "only the newest page is kept empty");
+                    self.far.insert(self.first_page, page);
+                }
+                Some(None) => {}
+                None => break,
+            }
+            self.first_page += 1;
+        }
+        self.first_page = new_first_page;
+        while matches!(self.pages.front(), Some(None)) {
+            self.pages.pop_front();
+            self.first_page += 1;
+        }
     }
 
     /// Removes an open id and returns its slot.
     fn remove(&mut self, id: OrderId) -> u32 {
         let (number, offset) = IdIndex::locate(id);
-        let index = (number - self.first_page) as usize;
+        let Some(index) = number.checked_sub(self.first_page) else {
+            return self.remove_far(number, offset);
+        };
+        let index = index as usize;
         let page = self.pages[index].as_mut().expect("an open order's page");
         let slot = core::mem::replace(&mut page.slots[offset], NIL);
         assert_ne!(slot, NIL);
@@ -325,21 +374,38 @@ impl IdIndex {
         }
     }
 
+    /// Removes an open id from a page below the window, and the page once it empties.
+    #[cold]
+    #[inline(never)]
+    fn remove_far(&mut self, number: u64, offset: usize) -> u32 {
+        let page = self.far.get_mut(&number).expect("an open order's page");
+        let slot = core::mem::replace(&mut page.slots[offset], NIL);
+        assert_ne!(slot, NIL);
+        page.set_open(offset, false);
+        page.open -= 1;
+        self.len -= 1;
+        if page.open == 0 {
+            self.far.remove(&number);
+        }
+        slot
+    }
+
     /// Every (id, slot), in id order.
     fn iter(&self) -> impl Iterator<Item = (OrderId, u32)> + '_ {
-        self.pages
+        let far = self.far.iter().map(|(&number, page)| (number, page));
+        let window = self
+            .pages
             .iter()
             .enumerate()
-            .flat_map(move |(index, page)| {
-                let first_id = (self.first_page + index as u64) * ID_PAGE_LEN as u64;
-                page.iter().flat_map(move |page| {
-                    page.slots
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, slot)| **slot != NIL)
-                        .map(move |(offset, slot)| (OrderId(first_id + offset as u64), *slot))
-                })
-            })
+            .filter_map(|(index, page)| Some((self.first_page + index as u64, page.as_ref()?)));
+        far.chain(window).flat_map(|(number, page)| {
+            let first_id = number * ID_PAGE_LEN as u64;
+            page.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, slot)| **slot != NIL)
+                .map(move |(offset, slot)| (OrderId(first_id + offset as u64), *slot))
+        })
     }
 }
 
@@ -383,5 +449,80 @@ mod tests {
         assert_eq!((index.first_page, index.pages.len(), index.len), (5, 1, 1));
         assert_eq!(index.get(OrderId(far + 1)), None);
         assert_eq!(index.get(OrderId(farther)), Some(14));
+    }
+
+    /// Every open (id, slot) the index holds, checked against what it should hold.
+    fn assert_holds(index: &IdIndex, expected: &[(u64, u32)]) {
+        let mut sorted = expected.to_vec();
+        sorted.sort_unstable();
+        let held: Vec<(u64, u32)> = index.iter().map(|(id, slot)| (id.0, slot)).collect();
+        assert_eq!(held, sorted);
+        assert_eq!(index.len, expected.len() as u64);
+        for &(id, slot) in expected {
+            assert_eq!(index.get(OrderId(id)), Some(slot));
+        }
+    }
+
+    #[test]
+    fn the_id_index_takes_pages_in_any_order() {
+        let page = ID_PAGE_LEN as u64;
+        // As a snapshot lists them: market by market, best price first.
+        let ids = [3 * page + 7, page + 1, 2 * page, 9, 4 * page - 1, page + 2];
+        let mut index = IdIndex::default();
+        let mut expected = Vec::new();
+        for (slot, &id) in ids.iter().enumerate() {
+            index.insert(OrderId(id), slot as u32);
+            expected.push((id, slot as u32));
+            assert_holds(&index, &expected);
+        }
+        assert_eq!(index.get(OrderId(8)), None);
+        assert_eq!(index.get(OrderId(page)), None);
+        // The pages below the first one opened are found, emptied and freed like the others.
+        for &id in &[9, page + 1, 3 * page + 7] {
+            let slot = index.remove(OrderId(id));
+            expected.retain(|&(kept, held)| {
+                assert!(kept != id || held == slot);
+                kept != id
+            });
+            assert_holds(&index, &expected);
+        }
+        assert!(index.far.values().all(|page| page.open > 0));
+        // And the ids that follow open as in a live engine.
+        index.insert(OrderId(5 * page), 40);
+        expected.push((5 * page, 40));
+        assert_holds(&index, &expected);
+    }
+
+    #[test]
+    fn pages_behind_the_window_move_to_the_far_map_and_memory_follows_the_open_pages() {
+        let page = ID_PAGE_LEN as u64;
+        let mut index = IdIndex::default();
+        // A long-lived order on page 0 while ids move on by ten windows, one order per page
+        // that closes again before the next opens.
+        index.insert(OrderId(5), 1);
+        for number in 1..=(10 * ID_WINDOW_PAGES as u64) {
+            index.insert(OrderId(number * page), 2);
+            assert!(index.pages.len() <= ID_WINDOW_PAGES);
+            assert_eq!(index.remove(OrderId(number * page)), 2);
+        }
+        assert_eq!(index.far.len(), 1);
+        assert!(index.pages.len() <= 1, "only the newest page is kept");
+        assert_holds(&index, &[(5, 1)]);
+        // A page still open when the window passes it moves to `far` and is still found.
+        let newest = 10 * ID_WINDOW_PAGES as u64 * page;
+        index.insert(OrderId(newest + 3), 3);
+        index.insert(OrderId(newest + 2 * ID_WINDOW_PAGES as u64 * page), 4);
+        assert_eq!(index.far.len(), 2);
+        assert_holds(
+            &index,
+            &[
+                (5, 1),
+                (newest + 3, 3),
+                (newest + 2 * ID_WINDOW_PAGES as u64 * page, 4),
+            ],
+        );
+        assert_eq!(index.remove(OrderId(5)), 1);
+        assert_eq!(index.remove(OrderId(newest + 3)), 3);
+        assert!(index.far.is_empty());
     }
 }

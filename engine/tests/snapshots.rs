@@ -243,6 +243,116 @@ fn restoring_at_any_point_and_continuing_matches_an_uninterrupted_run() {
     }
 }
 
+/// Orders resting on two markets and several levels of both sides, with ids five id pages
+/// apart (a page is 4,096 ids): between two resting orders, 5,000 IOC takers take an id each
+/// and never rest. A snapshot lists orders market by market, best price first, so an order from
+/// an older page comes after one from a newer page; restore must not care.
+#[test]
+fn a_snapshot_restores_whatever_id_pages_its_resting_orders_come_from() {
+    let mut h = Harness::default();
+    let (maker, taker) = (h.user(10_000), h.user(10_000));
+    let (first, second) = (h.market(0, 0), h.market(0, 0));
+    let resting = [
+        (second, Outcome::Yes, 3_000),
+        (first, Outcome::Yes, 2_000),
+        (second, Outcome::Yes, 4_000),
+        (first, Outcome::No, 4_000), // the YES ask at 0.60
+        (first, Outcome::Yes, 3_000),
+        (second, Outcome::No, 3_000), // the YES ask at 0.70
+    ];
+    let mut rested = Vec::new();
+    for (market, outcome, price_units) in resting {
+        let order = h.limit(maker, market, Side::Buy, outcome, price_units, 10);
+        rested.push(order.unwrap());
+        for _ in 0..5_000 {
+            let taker_order = PlaceOrder {
+                time_in_force: TimeInForce::Ioc,
+                ..PlaceOrder::limit(taker, market, Side::Buy, Outcome::Yes, 100, 1)
+            };
+            h.place(taker_order).unwrap();
+        }
+    }
+    let pages: BTreeSet<u64> = rested.iter().map(|order| order.0 / 4_096).collect();
+    assert!(pages.len() >= 3, "ids on pages {pages:?}");
+    assert_eq!(h.engine.open_order_count(), rested.len());
+
+    let snapshot = h.engine.snapshot();
+    let listed: Vec<OrderId> = snapshot
+        .markets
+        .iter()
+        .flat_map(|market| market.orders.iter().map(|order| order.order))
+        .collect();
+    assert!(
+        listed
+            .windows(2)
+            .any(|pair| pair[0].0 / 4_096 > pair[1].0 / 4_096),
+        "an older page's order is listed after a newer page's: {listed:?}"
+    );
+    let mut restored = Engine::restore(&snapshot).expect("a live engine's snapshot restores");
+    assert_eq!(restored.snapshot(), snapshot);
+    assert_eq!(restored.state_hash(), h.engine.state_hash());
+    for &order in &rested {
+        assert_eq!(restored.order(order), h.engine.order(order));
+        assert_eq!(
+            restored.queue_position(order),
+            h.engine.queue_position(order)
+        );
+    }
+
+    // Trading goes on the same on both: fills against old and new pages' orders, a cancel, a
+    // new order that rests.
+    let mut ts = h.ts;
+    let mut next = |op: Op| {
+        ts += 1;
+        Command { ts_micros: ts, op }
+    };
+    let more = [
+        next(Op::Place(PlaceOrder::limit(
+            taker,
+            second,
+            Side::Buy,
+            Outcome::No,
+            7_000,
+            15,
+        ))),
+        next(Op::Place(PlaceOrder::limit(
+            taker,
+            first,
+            Side::Buy,
+            Outcome::Yes,
+            6_000,
+            4,
+        ))),
+        next(Op::Cancel {
+            user: maker,
+            order: rested[0],
+        }),
+        next(Op::Place(PlaceOrder::limit(
+            maker,
+            first,
+            Side::Buy,
+            Outcome::Yes,
+            2_500,
+            3,
+        ))),
+    ];
+    let expected = run(&mut h.engine, &more);
+    assert!(expected.iter().all(|(result, _)| result.is_ok()));
+    assert!(expected[0]
+        .1
+        .iter()
+        .any(|e| matches!(e, Event::Trade { .. })));
+    assert_eq!(run(&mut restored, &more), expected);
+    assert_eq!(restored.check_invariants(), Ok(()));
+    assert_eq!(restored.state_hash(), h.engine.state_hash());
+
+    // And the state trading left behind snapshots and restores again.
+    let again = restored.snapshot();
+    let restored_again = Engine::restore(&again).expect("restores again");
+    assert_eq!(restored_again.snapshot(), again);
+    assert_eq!(restored_again.state_hash(), h.engine.state_hash());
+}
+
 #[test]
 fn replaying_the_journal_into_a_fresh_engine_reproduces_the_state_hash() {
     let h = busy_day();
