@@ -57,6 +57,7 @@ pub struct ClientIdSnapshot {
 pub struct MarketSnapshot {
     pub params: MarketParams,
     pub state: MarketState,
+    #[serde(with = "resolution_field")]
     pub resolution: Option<Resolution>,
     pub book_seq: u64,
     pub escrow_micros: i64,
@@ -80,6 +81,78 @@ pub struct OrderSnapshot {
     pub filled_qty: u64,
     pub expires_at_micros: Option<u64>,
     pub locked_micros: i64,
+}
+
+/// A market's resolution inside a snapshot. `Resolution` is internally tagged (`{"outcome":
+/// "SPLIT", "yes_payout_units": 2500}`, the shape clients see), which a format that does not
+/// describe itself, such as the postcard the server stores snapshots in and the state hash is
+/// taken over, can write but not read back. So the field is written as always (the bytes, and
+/// so every state hash, stay what they were) and read back field by field: the tag, then a
+/// split's payout.
+mod resolution_field {
+    use alloc::string::String;
+    use core::fmt;
+
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    use crate::types::Resolution;
+
+    pub fn serialize<S: Serializer>(
+        resolution: &Option<Resolution>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        resolution.serialize(serializer)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Resolution>, D::Error> {
+        if deserializer.is_human_readable() {
+            return Option::<Resolution>::deserialize(deserializer);
+        }
+        deserializer.deserialize_option(Fields)
+    }
+
+    /// Reads `Option<Resolution>` from what the derived `Serialize` wrote to a format that
+    /// does not describe itself: an option, then the tag string and a split's payout.
+    struct Fields;
+
+    impl<'de> Visitor<'de> for Fields {
+        type Value = Option<Resolution>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an optional resolution")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_tuple(2, Fields)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut fields: A) -> Result<Self::Value, A::Error> {
+            let tag: String = fields
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+            match tag.as_str() {
+                "YES" => Ok(Some(Resolution::Yes)),
+                "NO" => Ok(Some(Resolution::No)),
+                "SPLIT" => {
+                    let yes_payout_units = fields
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                    Ok(Some(Resolution::Split { yes_payout_units }))
+                }
+                other => Err(de::Error::unknown_variant(other, &["YES", "NO", "SPLIT"])),
+            }
+        }
+    }
 }
 
 /// Why a snapshot could not be restored.

@@ -220,6 +220,48 @@ fn a_restored_snapshot_equals_the_original_and_hashes_the_same() {
     assert_eq!(restored.now_micros(), h.engine.now_micros());
 }
 
+/// The server stores snapshots as postcard, a format that does not describe itself: every
+/// market state and resolution (including a split's payout) must read back from it.
+#[test]
+fn a_snapshot_round_trips_through_postcard_whatever_its_markets_resolved_to() {
+    let mut h = busy_day();
+    let split = h.engine.snapshot();
+    assert!(split
+        .markets
+        .iter()
+        .any(|m| matches!(m.resolution, Some(Resolution::Split { .. }))));
+    let last = MarketId(h.engine.market_count() - 1);
+    h.apply(Op::ResolveMarket {
+        market: last,
+        resolution: Resolution::No,
+    })
+    .unwrap();
+    let no = h.engine.snapshot();
+    let m0 = MarketId(0);
+    h.apply(Op::ResolveMarket {
+        market: m0,
+        resolution: Resolution::Yes,
+    })
+    .unwrap();
+    let yes = h.engine.snapshot();
+    for snapshot in [split, no, yes] {
+        let bytes = postcard::to_allocvec(&snapshot).unwrap();
+        let decoded: Snapshot = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, snapshot);
+        let restored = Engine::restore(&decoded).unwrap();
+        assert_eq!(restored.snapshot(), snapshot);
+    }
+    let resolutions: Vec<_> = h
+        .engine
+        .snapshot()
+        .markets
+        .iter()
+        .map(|m| m.resolution)
+        .collect();
+    assert!(resolutions.contains(&Some(Resolution::Yes)));
+    assert!(resolutions.contains(&Some(Resolution::No)));
+}
+
 #[test]
 fn restoring_at_any_point_and_continuing_matches_an_uninterrupted_run() {
     let journal = busy_day().journal;
