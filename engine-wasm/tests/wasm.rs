@@ -22,6 +22,7 @@ fn seeded_run() -> String {
             mode: CheckMode::Fast,
             full_every: 1_000,
             differential: false,
+            restore_every: 0,
         },
     };
     let (report, _) = run(config, false);

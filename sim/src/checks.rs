@@ -8,7 +8,10 @@
 //! - the engine's own whole-state `check_invariants`, every `full_every` commands (or after
 //!   every command with `CheckMode::Full`) and at the end;
 //! - in differential mode, `engine::reference`: same result and events after every command,
-//!   same snapshot at every full check.
+//!   same snapshot at every full check;
+//! - every `restore_every` commands, a restore cycle: the engine is snapshotted, encoded as the
+//!   server stores it, restored, and the run goes on with the restored engine, which must hash
+//!   and snapshot exactly like the original.
 //!
 //! A rejected command must change nothing but the clock. It must never let a failure pass
 //! quietly: the first one stops the run and is reported with its command index.
@@ -21,7 +24,7 @@ use engine::audit::FillAudit;
 use engine::reference::Reference;
 use engine::{
     BookSide, CancelReason, Cash, Command, Config, Engine, Event, MarketId, MarketState, OrderEnd,
-    Outcome, Position, Reject, UserId,
+    Outcome, Position, Reject, Snapshot, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +42,9 @@ pub struct CheckConfig {
     pub mode: CheckMode,
     pub full_every: u64,
     pub differential: bool,
+    /// A restore cycle every this many commands; 0 never.
+    #[serde(default)]
+    pub restore_every: u64,
 }
 
 /// Why a run failed. `signature` names the kind without the details, so a shrunk command log
@@ -58,6 +64,8 @@ pub enum Failure {
     RejectChangedState { detail: String },
     /// A command that must be rejected (a bad actor's) was accepted.
     BadCommandAccepted { detail: String },
+    /// The engine's own snapshot did not restore to the same state.
+    Restore { detail: String },
 }
 
 impl Failure {
@@ -69,6 +77,7 @@ impl Failure {
             Failure::Mismatch { .. } => "mismatch".into(),
             Failure::RejectChangedState { .. } => "reject changed state".into(),
             Failure::BadCommandAccepted { .. } => "bad command accepted".into(),
+            Failure::Restore { .. } => "restore".into(),
         }
     }
 }
@@ -90,6 +99,7 @@ impl fmt::Display for Failure {
             Failure::BadCommandAccepted { detail } => {
                 write!(f, "a command that must be rejected was accepted: {detail}")
             }
+            Failure::Restore { detail } => write!(f, "restoring a snapshot: {detail}"),
         }
     }
 }
@@ -104,6 +114,9 @@ pub struct Checker {
     shadow: Shadow,
     applied: u64,
     full_checks: u64,
+    restores: u64,
+    /// The encoded snapshot of the latest restore cycle, until `take_restored_snapshot`.
+    restored_snapshot: Option<Vec<u8>>,
     reference_events: Vec<Event>,
     /// Test-only fault: after this many commands, corrupt user 0's cash by one micro.
     #[cfg(test)]
@@ -119,6 +132,8 @@ impl Checker {
             shadow: Shadow::default(),
             applied: 0,
             full_checks: 0,
+            restores: 0,
+            restored_snapshot: None,
             reference_events: Vec::new(),
             #[cfg(test)]
             corrupt_after: None,
@@ -160,12 +175,27 @@ impl Checker {
             self.full_check(engine)?;
             self.full_checks += 1;
         }
+        let restore_every = self.config.restore_every;
+        if restore_every > 0 && self.applied % restore_every == 0 {
+            self.restored_snapshot = Some(restore_cycle(engine)?);
+            self.restores += 1;
+        }
         Ok(result)
     }
 
     /// Whole-state checks run so far (not counting the caller's final one).
     pub fn full_checks(&self) -> u64 {
         self.full_checks
+    }
+
+    /// Restore cycles run so far.
+    pub fn restores(&self) -> u64 {
+        self.restores
+    }
+
+    /// The postcard snapshot the latest restore cycle restored from, once.
+    pub fn take_restored_snapshot(&mut self) -> Option<Vec<u8>> {
+        self.restored_snapshot.take()
     }
 
     /// The whole-state checks: the engine's checker, the shadow against the engine, and in
@@ -220,6 +250,34 @@ impl Checker {
         }
         Ok(())
     }
+}
+
+/// Replaces `engine` by one restored from its own snapshot, passed through postcard as the
+/// server stores it; the two must snapshot and hash the same. Returns the encoded snapshot.
+fn restore_cycle(engine: &mut Engine) -> Result<Vec<u8>, Failure> {
+    let snapshot = engine.snapshot();
+    let bytes = postcard::to_allocvec(&snapshot).expect("snapshots always encode");
+    let restore = || -> Result<Engine, String> {
+        let decoded: Snapshot = postcard::from_bytes(&bytes).map_err(|e| e.to_string())?;
+        Engine::restore(&decoded).map_err(|e| e.to_string())
+    };
+    let restored = catch_unwind(AssertUnwindSafe(restore))
+        .map_err(|panic| Failure::Restore {
+            detail: format!("panicked: {}", panic_message(panic)),
+        })?
+        .map_err(|detail| Failure::Restore { detail })?;
+    if restored.snapshot() != snapshot {
+        return Err(Failure::Restore {
+            detail: "the restored engine's snapshot differs".into(),
+        });
+    }
+    if restored.state_hash() != engine.state_hash() {
+        return Err(Failure::Restore {
+            detail: "the restored engine's state hash differs".into(),
+        });
+    }
+    *engine = restored;
+    Ok(bytes)
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
@@ -513,6 +571,7 @@ mod tests {
             mode,
             full_every: 1_000,
             differential: false,
+            restore_every: 0,
         };
         Checker::new(config, Config::default())
     }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::replay::{replay, shrink, write_log, LogHeader, LOG_FORMAT_VERSION};
 use crate::report::{FailureAt, Report};
-use crate::runner::{engine_config, run, Entry, SimConfig};
+use crate::runner::{engine_config, run, run_keeping_snapshots, Entry, SimConfig};
 
 /// A finished seed: its report and, if it failed, where its command log was written.
 pub struct SeedOutcome {
@@ -30,9 +30,15 @@ pub struct SeedOutcome {
     pub log: Option<PathBuf>,
 }
 
-/// Runs one seed; on a failure, writes its shrunk command log into `log_dir`.
-pub fn run_seed(config: SimConfig, log_dir: &Path, shrink_attempts_max: u32) -> SeedOutcome {
-    let (report, _) = run(config, false);
+/// Runs one seed; on a failure, writes its shrunk command log into `log_dir`. With a
+/// `corpus_dir`, every restore cycle's snapshot is written there.
+pub fn run_seed(
+    config: SimConfig,
+    log_dir: &Path,
+    corpus_dir: Option<&Path>,
+    shrink_attempts_max: u32,
+) -> SeedOutcome {
+    let (report, _) = run_keeping_snapshots(config, false, corpus_dir);
     let Some(failure) = report.failure.clone() else {
         return SeedOutcome { report, log: None };
     };

@@ -40,6 +40,13 @@ struct Args {
     check: CheckMode,
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     full_every: u64,
+    /// Every this many commands, snapshot the engine, restore it (through postcard, as the
+    /// server stores it) and go on with the restored engine, which must hash the same; 0 never.
+    #[arg(long, default_value_t = 10_000)]
+    restore_every: u64,
+    /// Write each restore cycle's snapshot here (a corpus for the `snapshot_restore` fuzzer).
+    #[arg(long)]
+    corpus_dir: Option<PathBuf>,
     /// Also run the reference model and require the same results, events and snapshots.
     #[arg(long)]
     differential: bool,
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
         mode: args.check,
         full_every: args.full_every,
         differential: args.differential,
+        restore_every: args.restore_every,
     };
     match &args.replay {
         Some(path) => replay_log(path),
@@ -94,6 +102,12 @@ fn simulate(args: &Args, check: CheckConfig) -> ExitCode {
     let (first, last) = args
         .seeds
         .unwrap_or_else(|| args.seed.map_or((1, 1), |seed| (seed, seed)));
+    if let Some(dir) = &args.corpus_dir {
+        if let Err(error) = std::fs::create_dir_all(dir) {
+            eprintln!("cannot create {}: {error}", dir.display());
+            return ExitCode::from(2);
+        }
+    }
     let started = Instant::now();
     let (mut commands, mut failed) = (0, 0);
     for seed in first..=last {
@@ -104,7 +118,12 @@ fn simulate(args: &Args, check: CheckConfig) -> ExitCode {
             users: args.users,
             check,
         };
-        let outcome = sim::run_seed(config, &args.log_dir, args.shrink_attempts);
+        let outcome = sim::run_seed(
+            config,
+            &args.log_dir,
+            args.corpus_dir.as_deref(),
+            args.shrink_attempts,
+        );
         commands += outcome.report.commands;
         if args.json {
             println!(

@@ -51,6 +51,8 @@ pub struct Report {
     pub peak_levels: u64,
     pub resting_orders: u64,
     pub full_checks: u64,
+    /// Restore cycles: snapshot, restore, go on with the restored engine.
+    pub restores: u64,
     pub violations: u64,
     pub failure: Option<FailureAt>,
     /// 32 hex digits of `Engine::state_hash` at the end (or at the failure).
@@ -187,8 +189,8 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  checks: {} whole-state, {} violations",
-            self.full_checks, self.violations
+            "  checks: {} whole-state, {} restores, {} violations",
+            self.full_checks, self.restores, self.violations
         )?;
         if let Some(failure) = &self.failure {
             writeln!(

@@ -4,6 +4,8 @@
 //! so a seed and the options determine every command, every event and the final hash. It must
 //! never read a clock or any other source of variation, and never skip a check it was asked for.
 
+use std::path::{Path, PathBuf};
+
 use engine::units::MICROS_PER_SHARE;
 use engine::{Command, Config, Engine, Event, MarketId, MarketState, Op, UserId};
 use serde::{Deserialize, Serialize};
@@ -63,6 +65,8 @@ pub struct Simulation {
     events: Vec<Event>,
     /// The commands so far, kept only when asked for (to write a failure's command log).
     journal: Option<Vec<Entry>>,
+    /// Where each restore cycle's snapshot is written (a fuzzing corpus), if anywhere.
+    corpus_dir: Option<PathBuf>,
 }
 
 impl Simulation {
@@ -83,7 +87,14 @@ impl Simulation {
             stats,
             events: Vec::new(),
             journal: record.then(Vec::new),
+            corpus_dir: None,
         }
+    }
+
+    /// Writes the snapshot of every restore cycle into `dir`, as
+    /// `seed-<seed>-command-<index>.postcard`.
+    pub fn keep_snapshots_in(&mut self, dir: PathBuf) {
+        self.corpus_dir = Some(dir);
     }
 
     pub fn engine(&self) -> &Engine {
@@ -154,6 +165,7 @@ impl Simulation {
     pub fn finish(self, failure: Option<FailureAt>) -> (Report, Option<Vec<Entry>>) {
         let mut report = self.stats.report;
         report.full_checks = self.checker.full_checks();
+        report.restores = self.checker.restores();
         let failure = failure.or_else(|| {
             report.full_checks += 1;
             let index = report.commands.saturating_sub(1);
@@ -201,11 +213,25 @@ impl Simulation {
             });
         }
         let result = checked.map_err(|failure| FailureAt { index, failure })?;
+        self.keep_restored_snapshot(index);
         self.stats.report.bad_commands += must_reject as u64;
         self.stats
             .record(&result, &self.events, self.engine.open_order_count());
         self.learn_markets();
         Ok(())
+    }
+
+    fn keep_restored_snapshot(&mut self, index: u64) {
+        let Some(bytes) = self.checker.take_restored_snapshot() else {
+            return;
+        };
+        let Some(dir) = &self.corpus_dir else {
+            return;
+        };
+        let name = format!("seed-{}-command-{index}.postcard", self.config.seed);
+        if let Err(error) = std::fs::write(dir.join(&name), bytes) {
+            eprintln!("cannot write {name} into {}: {error}", dir.display());
+        }
     }
 
     /// Remembers the truth and resolution of a market the engine just created.
@@ -228,7 +254,19 @@ impl Simulation {
 
 /// Runs one seed from empty: setup, then `ops` steps, then the final check.
 pub fn run(config: SimConfig, record: bool) -> (Report, Option<Vec<Entry>>) {
+    run_keeping_snapshots(config, record, None)
+}
+
+/// `run`, writing each restore cycle's snapshot into `corpus_dir`.
+pub fn run_keeping_snapshots(
+    config: SimConfig,
+    record: bool,
+    corpus_dir: Option<&Path>,
+) -> (Report, Option<Vec<Entry>>) {
     let mut sim = Simulation::new(config, record);
+    if let Some(dir) = corpus_dir {
+        sim.keep_snapshots_in(dir.to_path_buf());
+    }
     let outcome = sim.set_up().and_then(|()| sim.run_steps(config.ops));
     sim.finish(outcome.err())
 }
@@ -248,6 +286,7 @@ mod tests {
                 mode,
                 full_every: 100,
                 differential: false,
+                restore_every: 0,
             },
         }
     }
@@ -257,6 +296,26 @@ mod tests {
         sim.checker.corrupt_after = Some(after);
         let outcome = sim.set_up().and_then(|()| sim.run_steps(1_000));
         sim.finish(outcome.err()).0.failure
+    }
+
+    #[test]
+    fn a_snapshot_that_does_not_restore_stops_the_run_at_its_restore_cycle() {
+        let mut config = config(CheckMode::Fast);
+        config.check.full_every = 1_000;
+        config.check.restore_every = 8;
+        let mut sim = Simulation::new(config, false);
+        sim.checker.corrupt_after = Some(150);
+        let outcome = sim.set_up().and_then(|()| sim.run_steps(1_000));
+        let found = sim.finish(outcome.err()).0.failure.unwrap();
+        // The corruption after the 150th command is found by the restore cycle after the 152nd
+        // (restore re-checks every invariant), before an event shows it to the shadow (156th).
+        assert_eq!(found.index, 151);
+        assert_eq!(
+            found.failure,
+            Failure::Restore {
+                detail: "invalid snapshot: invariant 1 violated: accounts sum to 1, not 0".into()
+            }
+        );
     }
 
     #[test]

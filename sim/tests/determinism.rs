@@ -5,7 +5,7 @@
 
 use sim::checks::{CheckConfig, CheckMode, Failure};
 use sim::replay::{read_log, replay, shrink, write_log, LogHeader, LOG_FORMAT_VERSION};
-use sim::report::FailureAt;
+use sim::report::{FailureAt, Report};
 use sim::runner::{engine_config, run, Entry, SimConfig, Simulation};
 
 fn config(seed: u64, ops: u64) -> SimConfig {
@@ -18,6 +18,7 @@ fn config(seed: u64, ops: u64) -> SimConfig {
             mode: CheckMode::Fast,
             full_every: 500,
             differential: false,
+            restore_every: 0,
         },
     }
 }
@@ -49,6 +50,24 @@ fn a_restored_snapshot_continues_exactly_like_the_original() {
 }
 
 #[test]
+fn restore_cycles_leave_the_run_unchanged() {
+    let (plain, _) = run(config(19, 6_000), false);
+    let mut cycling = config(19, 6_000);
+    cycling.check.restore_every = 250;
+    let (restored, _) = run(cycling, false);
+    assert_eq!(restored.failure, None);
+    assert_eq!(plain.restores, 0);
+    assert_eq!(restored.restores, restored.commands / 250);
+    assert_eq!(
+        Report {
+            restores: 0,
+            ..restored
+        },
+        plain
+    );
+}
+
+#[test]
 fn replaying_the_recorded_journal_gives_the_same_hash() {
     let config = config(13, 4_000);
     let (report, journal) = run(config, true);
@@ -65,6 +84,7 @@ fn the_differential_and_full_modes_pass_on_a_short_run() {
         mode: CheckMode::Full,
         full_every: 1,
         differential: true,
+        restore_every: 0,
     };
     let (report, _) = run(config, false);
     assert_eq!(report.failure, None);
