@@ -64,7 +64,8 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    async fn create(backend: Backend) -> Option<TestDb> {
+    /// A fresh database, or `None` when the backend is not available here.
+    pub async fn create(backend: Backend) -> Option<TestDb> {
         let dir = std::env::temp_dir().join(format!("predex-test-{}", Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         match backend {
@@ -95,6 +96,13 @@ impl TestDb {
                 })
             }
         }
+    }
+}
+
+impl TestDb {
+    /// A directory that lives as long as the database (SQLite's file sits in it).
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 }
 

@@ -5,6 +5,7 @@ mod api_keys;
 mod auth;
 mod authorization;
 mod cors;
+mod crash;
 mod demo;
 mod durability;
 mod gateway;
