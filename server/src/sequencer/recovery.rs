@@ -6,6 +6,13 @@
 //! batch and the projected balances and positions against the engine's. Any mismatch refuses
 //! to start with a message saying what differs: serving from a state that disagrees with its
 //! own journal would be worse than not serving. Must never write to the database.
+//!
+//! Snapshots are only a shortcut through the journal, which is kept whole: a snapshot that
+//! cannot be used (it does not decode, is of another format, does not restore, or restores to
+//! another hash than the one stored with it) is skipped with a warning for the one before it,
+//! and past the oldest kept, the journal is replayed from empty. What the replay reaches is
+//! verified against the committed batches either way, so skipping never weakens a check; it
+//! only keeps one bad snapshot from taking the exchange down.
 
 use std::collections::HashMap;
 
@@ -34,6 +41,8 @@ fn mismatch(text: impl Into<String>) -> RecoveryError {
 #[derive(Clone, Debug)]
 pub struct RecoveryReport {
     pub snapshot_seq: Option<u64>,
+    /// Why each newer snapshot than the one used was skipped, newest first.
+    pub snapshots_skipped: Vec<String>,
     pub replayed: u64,
     pub last_seq: u64,
     pub state_hash: String,
@@ -52,7 +61,7 @@ fn unsigned(value: i64, what: &str) -> Result<u64, RecoveryError> {
 }
 
 pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
-    let (mut engine, snapshot_seq) = load_snapshot(db).await?;
+    let (mut engine, snapshot_seq, snapshots_skipped) = load_snapshot(db).await?;
     let start = snapshot_seq.unwrap_or(0);
     let seq = replay(db, &mut engine, start).await?;
     let state_hash = hash_hex(engine.state_hash());
@@ -61,12 +70,14 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
     verify_positions(db, &engine).await?;
     let report = RecoveryReport {
         snapshot_seq,
+        snapshots_skipped,
         replayed: seq - start,
         last_seq: seq,
         state_hash,
     };
     tracing::info!(
         snapshot_seq = ?report.snapshot_seq,
+        snapshots_skipped = report.snapshots_skipped.len(),
         replayed = report.replayed,
         last_seq = report.last_seq,
         state_hash = %report.state_hash,
@@ -81,36 +92,59 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
     })
 }
 
-async fn load_snapshot(db: &Db) -> Result<(Engine, Option<u64>), RecoveryError> {
-    let row = sqlx::query(
-        "SELECT seq, state_hash, format_version, data FROM snapshots ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_optional(&db.pool)
-    .await?;
-    let Some(row) = row else {
-        return Ok((Engine::default(), None));
-    };
-    let seq = unsigned(row.try_get("seq")?, "snapshot seq")?;
+/// The engine of the newest snapshot that can be used, its seq, and why each newer one could
+/// not; an empty engine when none can.
+async fn load_snapshot(db: &Db) -> Result<(Engine, Option<u64>, Vec<String>), RecoveryError> {
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM snapshots ORDER BY seq DESC")
+        .fetch_all(&db.pool)
+        .await?;
+    let mut skipped = Vec::new();
+    for seq in seqs {
+        match restore_snapshot(db, seq).await? {
+            Ok(engine) => return Ok((engine, Some(unsigned(seq, "snapshot seq")?), skipped)),
+            Err(reason) => {
+                tracing::warn!(%reason, "skipping a snapshot that cannot be used");
+                skipped.push(reason);
+            }
+        }
+    }
+    Ok((Engine::default(), None, skipped))
+}
+
+/// The engine restored from snapshot `seq`, or why it cannot be used.
+async fn restore_snapshot(db: &Db, seq: i64) -> Result<Result<Engine, String>, RecoveryError> {
+    let row = sqlx::query("SELECT state_hash, format_version, data FROM snapshots WHERE seq = $1")
+        .bind(seq)
+        .fetch_one(&db.pool)
+        .await?;
     let stored_hash: String = row.try_get("state_hash")?;
     let format_version: i64 = row.try_get("format_version")?;
     if format_version != i64::from(engine::command::FORMAT_VERSION) {
-        return Err(mismatch(format!(
+        return Ok(Err(format!(
             "snapshot {seq} has format version {format_version}, this build reads {}",
             engine::command::FORMAT_VERSION
         )));
     }
     let data: Vec<u8> = row.try_get("data")?;
-    let snapshot: Snapshot = postcard::from_bytes(&data)
-        .map_err(|error| mismatch(format!("snapshot {seq} does not decode: {error}")))?;
-    let engine =
-        Engine::restore(&snapshot).map_err(|error| mismatch(format!("snapshot {seq}: {error}")))?;
+    let snapshot: Snapshot = match postcard::from_bytes(&data) {
+        Ok(snapshot) => snapshot,
+        Err(error) => return Ok(Err(format!("snapshot {seq} does not decode: {error}"))),
+    };
+    // `restore` returns an error for a snapshot it cannot take and is fuzzed never to panic;
+    // should a bug make it panic all the same, that snapshot is skipped like any bad one.
+    let restored = std::panic::catch_unwind(|| Engine::restore(&snapshot));
+    let engine = match restored {
+        Ok(Ok(engine)) => engine,
+        Ok(Err(error)) => return Ok(Err(format!("snapshot {seq}: {error}"))),
+        Err(_) => return Ok(Err(format!("snapshot {seq}: restore panicked"))),
+    };
     let hash = hash_hex(engine.state_hash());
     if hash != stored_hash {
-        return Err(mismatch(format!(
+        return Ok(Err(format!(
             "snapshot {seq} restores to state hash {hash}, but {stored_hash} was stored"
         )));
     }
-    Ok((engine, Some(seq)))
+    Ok(Ok(engine))
 }
 
 /// Replays every journal row after `after`; returns the last sequence number.

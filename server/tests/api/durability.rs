@@ -20,6 +20,7 @@ crate::on_both_databases!(
     a_full_queue_answers_503_overloaded_with_retry_after,
     a_graceful_shutdown_commits_everything_already_queued,
     recovery_refuses_to_start_when_projections_disagree_with_the_journal,
+    an_unusable_snapshot_is_skipped_for_an_older_one_then_the_journal,
 );
 
 async fn last_batch_hash(app: &TestApp) -> String {
@@ -526,4 +527,80 @@ async fn recovery_refuses_to_start_when_projections_disagree_with_the_journal(ba
         .err()
         .expect("refuses to start");
     assert!(refused.to_string().contains("state hash"), "{refused}");
+}
+
+async fn an_unusable_snapshot_is_skipped_for_an_older_one_then_the_journal(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let (user, login) = app.signed_up("kept@example.com").await;
+    let user_token = token(&login, "accessToken");
+    for _ in 0..12 {
+        let credited = app.deposit(&admin, &user, "1.50").await;
+        assert_eq!(credited.status(), StatusCode::CREATED);
+    }
+    let balance = app.balance(&user_token).await;
+    app.server.take().unwrap().shutdown().await;
+    let db = server::db::Db::connect(&app.config.storage, 1)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = sqlx::query_scalar("SELECT seq FROM snapshots ORDER BY seq DESC")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(seqs.len() >= 2, "snapshots kept: {seqs:?}");
+    let spoil = |seq: i64, data: Vec<u8>| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query("UPDATE snapshots SET data = $1 WHERE seq = $2")
+                .bind(data)
+                .bind(seq)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    };
+
+    // The newest does not decode: the one before it is used, and the journal after it replayed.
+    spoil(seqs[0], vec![0xff; 16]).await;
+    app.start_again().await;
+    let report = app.server().recovery().unwrap().clone();
+    assert_eq!(report.snapshot_seq, Some(seqs[1] as u64));
+    assert_eq!(report.snapshots_skipped.len(), 1, "{report:?}");
+    assert!(report.snapshots_skipped[0].contains("does not decode"));
+    assert_eq!(report.replayed, (seqs[0] - seqs[1]) as u64);
+    assert_eq!(app.balance(&user_token).await, balance);
+    app.server.take().unwrap().shutdown().await;
+
+    // Every kept snapshot unusable (one decodes to another state than its stored hash): the
+    // journal is replayed from empty, and verified as always.
+    let other_state = sqlx::query_scalar::<_, Vec<u8>>("SELECT data FROM snapshots WHERE seq = $1")
+        .bind(seqs[1])
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let all: Vec<i64> = sqlx::query_scalar("SELECT seq FROM snapshots ORDER BY seq DESC")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    for &seq in &all {
+        let data = if seq == all[0] {
+            other_state.clone()
+        } else {
+            vec![0xff; 16]
+        };
+        spoil(seq, data).await;
+    }
+    db.pool.close().await;
+    app.start_again().await;
+    let report = app.server().recovery().unwrap().clone();
+    assert_eq!(report.snapshot_seq, None);
+    assert_eq!(report.snapshots_skipped.len(), all.len(), "{report:?}");
+    assert!(
+        report.snapshots_skipped[0].contains("was stored"),
+        "{report:?}"
+    );
+    assert_eq!(report.replayed, report.last_seq);
+    assert_eq!(app.balance(&user_token).await, balance);
 }
