@@ -143,6 +143,7 @@ impl Arena {
         self.free.push(slot);
     }
 
+    #[inline(always)] // see `IdIndex::get`
     pub fn slot_of(&self, id: OrderId) -> Option<u32> {
         self.by_id.get(id)
     }
@@ -247,6 +248,9 @@ impl IdIndex {
     fn page(&self, number: u64) -> Option<&IdPage> {
         match number.checked_sub(self.first_page) {
             Some(index) => self.pages.get(usize::try_from(index).ok()?)?.as_ref(),
+            // Most ids below the window are long closed (a cancel of a filled order): with no
+            // page kept there, that is all a lookup asks.
+            None if self.far.is_empty() => None,
             None => self.far_page(number),
         }
     }
@@ -257,6 +261,9 @@ impl IdIndex {
         self.far.get(&number)
     }
 
+    // Inlined into its callers, as it was before the far pages gave `page` another arm: a
+    // cancel's lookup is on the hot path.
+    #[inline(always)]
     fn get(&self, id: OrderId) -> Option<u32> {
         let (number, offset) = IdIndex::locate(id);
         let page = self.page(number)?;
