@@ -230,6 +230,15 @@ impl IdPage {
         self.open += 1;
     }
 
+    /// Records the open id at `offset` as closed; returns the slot it had.
+    fn vacate(&mut self, offset: usize) -> u32 {
+        let slot = core::mem::replace(&mut self.slots[offset], NIL);
+        assert_ne!(slot, NIL);
+        self.set_open(offset, false);
+        self.open -= 1;
+        slot
+    }
+
     /// Flips an id's bit, which must say the opposite of `open` before.
     fn set_open(&mut self, offset: usize, open: bool) {
         assert_ne!(self.is_open(offset), open);
@@ -348,10 +357,7 @@ impl IdIndex {
         };
         let index = index as usize;
         let page = self.pages[index].as_mut().expect("an open order's page");
-        let slot = core::mem::replace(&mut page.slots[offset], NIL);
-        assert_ne!(slot, NIL);
-        page.set_open(offset, false);
-        page.open -= 1;
+        let slot = page.vacate(offset);
         self.len -= 1;
         if page.open == 0 {
             self.page_emptied(index);
@@ -386,10 +392,7 @@ impl IdIndex {
     #[inline(never)]
     fn remove_far(&mut self, number: u64, offset: usize) -> u32 {
         let page = self.far.get_mut(&number).expect("an open order's page");
-        let slot = core::mem::replace(&mut page.slots[offset], NIL);
-        assert_ne!(slot, NIL);
-        page.set_open(offset, false);
-        page.open -= 1;
+        let slot = page.vacate(offset);
         self.len -= 1;
         if page.open == 0 {
             self.far.remove(&number);
