@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Where a workload's instructions go: the README's "What bounds `standard`" table.
+"""Where a workload's instructions go: benches/README.md's "What bounds `standard`" table.
 
-Reads a callgrind profile taken with `--dump-instr=yes` (the command is in the README), maps
+Reads a callgrind profile taken with `--dump-instr=yes` (the command is in benches/README.md), maps
 each instruction of the benchmark binary through its inlining chain (`addr2line -i`) to the
 innermost function that belongs to one of the parts below, and prints instructions per
 operation for each part. Instructions outside the binary (libc) are shown as one row.
