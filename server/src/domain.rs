@@ -305,6 +305,31 @@ pub fn format_cash(micros: i64) -> String {
     format!("{sign}{whole}.{fraction}")
 }
 
+/// The exact average of `notional_units / filled` price units, as a price with at most 6
+/// decimals (an average need not sit on the tick); `None` before the first fill.
+pub fn format_average_price(notional_units: u64, filled: u64) -> Option<String> {
+    if filled == 0 {
+        return None;
+    }
+    let average =
+        Decimal::from(notional_units) / Decimal::from(filled) / Decimal::from(PRICE_SCALE);
+    let text = average.round_dp(6).normalize().to_string();
+    Some(match text.split_once('.') {
+        None => format!("{text}.00"),
+        Some((_, fraction)) if fraction.len() < 2 => format!("{text}0"),
+        Some(_) => text,
+    })
+}
+
+/// The SCREAMING_SNAKE name serde gives an engine enum (`Side::Buy` -> "BUY"); empty for a
+/// value that has none.
+pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => text,
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,5 +435,17 @@ mod tests {
         assert_eq!(format_cash(1_230_000), "1.23");
         assert_eq!(format_cash(1_234_500), "1.2345");
         assert_eq!(format_cash(-5_000_000), "-5.00");
+    }
+
+    #[test]
+    fn average_prices_are_exact_to_six_decimals() {
+        assert_eq!(format_average_price(0, 0), None);
+        assert_eq!(format_average_price(4_500 * 10, 10).unwrap(), "0.45");
+        assert_eq!(format_average_price(4_500 + 4_600, 2).unwrap(), "0.455");
+        assert_eq!(
+            format_average_price(4_500 * 2 + 4_600, 3).unwrap(),
+            "0.453333"
+        );
+        assert_eq!(format_average_price(10_000, 2).unwrap(), "0.50");
     }
 }

@@ -37,7 +37,7 @@ use crate::http::schema::{AveragePrice, Cash, MidPrice};
 use crate::http::{AppState, Error};
 use crate::markets::data::{committed_depth, format_half_units};
 use crate::markets::{self, MarketPath};
-use crate::sequencer::{Read, ReadAnswer, SequencerError};
+use crate::sequencer::SequencerError;
 use crate::users::{self, rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -254,15 +254,10 @@ fn convert(books: &mut BTreeMap<i64, Book>, row: &sqlx::any::AnyRow) -> Result<(
 /// The mark in YES price units times two: the mid, else the last trade.
 async fn mark_x2(state: &AppState, market: i64, market_id: Uuid) -> Result<Option<i64>, Error> {
     let engine_market = MarketId(u32::try_from(market).map_err(Error::internal)?);
-    let read = Read::Book {
-        market: engine_market,
-        depth: 1,
-    };
     // A busy sequencer is no reason to fail (this also answers committed splits and merges):
     // the mark falls back to the last trade. A gateway reads the committed book instead.
-    let book = match state.sequencer.read(read).await {
-        Ok(ReadAnswer::Book(book)) => book,
-        Ok(ReadAnswer::QueuePositions(_)) => return Err(Error::internal("unexpected read answer")),
+    let book = match state.sequencer.book(engine_market, 1).await {
+        Ok(book) => book,
         Err(SequencerError::ReadOnly) => {
             Some(committed_depth(&state.db, engine_market, market_id, 1).await?)
         }

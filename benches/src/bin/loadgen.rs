@@ -145,7 +145,6 @@ async fn run(args: &Args) -> Result<Report, String> {
         .map_err(|e| e.to_string())?
         .as_millis();
     let market = api.create_market(&admin, &format!("load-{run_id}")).await?;
-    eprintln!("setup: market {market}, {} users", 2 * args.connections);
     let mut traders = Vec::new();
     for worker in 0..args.connections {
         let bid_key = api
@@ -156,6 +155,8 @@ async fn run(args: &Args) -> Result<Report, String> {
             .await?;
         traders.push(Trader { bid_key, ask_key });
     }
+    // Printed once setup is over, so a profiler can start on this line and see only the load.
+    eprintln!("setup: market {market}, {} users", 2 * args.connections);
 
     let stop = Arc::new(AtomicBool::new(false));
     let stream = Arc::new(StreamTally::default());

@@ -57,6 +57,7 @@ pub struct Inner {
     pub limits: crate::limits::Limits,
     /// The real-time streams' fan-out (`/v1/ws`).
     pub hub: Arc<crate::stream::hub::Hub>,
+    pub market_ids: crate::markets::MarketIds,
 }
 
 /// Cheap to clone: one `Arc`.

@@ -25,7 +25,7 @@ use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema::{MidPrice, Price, PriceChange, Side, TradeKind};
 use crate::http::{AppState, Error};
 use crate::orders::store::below;
-use crate::sequencer::{Read, ReadAnswer, SequencerError};
+use crate::sequencer::SequencerError;
 use crate::users::rfc3339;
 
 pub const DEPTH_DEFAULT: usize = 20;
@@ -77,17 +77,9 @@ async fn depth_of(
     market: &Market,
     depth: usize,
 ) -> Result<engine::BookDepth, Error> {
-    match state
-        .sequencer
-        .read(Read::Book {
-            market: market.engine_id,
-            depth,
-        })
-        .await
-    {
-        Ok(ReadAnswer::Book(Some(book))) => Ok(book),
-        Ok(ReadAnswer::Book(None)) => Err(Error::NotFound),
-        Ok(ReadAnswer::QueuePositions(_)) => Err(Error::internal("unexpected read answer")),
+    match state.sequencer.book(market.engine_id, depth).await {
+        Ok(Some(book)) => Ok(book),
+        Ok(None) => Err(Error::NotFound),
         Err(SequencerError::ReadOnly) => {
             committed_depth(&state.db, market.engine_id, market.id, depth).await
         }

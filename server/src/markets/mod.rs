@@ -10,6 +10,9 @@
 pub mod candles;
 pub mod data;
 
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -119,6 +122,42 @@ pub async fn find(db: &Db, id_or_slug: &str) -> Result<Option<Market>, Error> {
     let sql = format!("SELECT {MARKET_COLUMNS} FROM markets WHERE {column} = $1");
     let row = sqlx::query(&sql).bind(key).fetch_optional(&db.pool).await?;
     row.as_ref().map(from_row).transpose()
+}
+
+/// The engine ids of the markets requests have named, by id and by slug. Both are fixed at
+/// creation, so an entry never goes stale; only markets that exist are kept, so it holds at
+/// most two entries per market.
+#[derive(Default)]
+pub struct MarketIds(RwLock<HashMap<String, MarketId>>);
+
+/// The engine id of the market `id_or_slug` names, from memory once it has been looked up.
+pub async fn engine_id(state: &AppState, id_or_slug: &str) -> Result<Option<MarketId>, Error> {
+    let key = match Uuid::parse_str(id_or_slug) {
+        Ok(id) => id.to_string(),
+        Err(_) => id_or_slug.to_owned(),
+    };
+    let known = {
+        let ids = state
+            .market_ids
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        ids.get(&key).copied()
+    };
+    if known.is_some() {
+        return Ok(known);
+    }
+    let Some(market) = find(&state.db, &key).await? else {
+        return Ok(None);
+    };
+    let mut known = state
+        .market_ids
+        .0
+        .write()
+        .unwrap_or_else(PoisonError::into_inner);
+    known.insert(market.id.to_string(), market.engine_id);
+    known.insert(market.slug, market.engine_id);
+    Ok(Some(market.engine_id))
 }
 
 /// A market that must exist (404 otherwise).

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{order_answer, parse_place, store, OrderAnswer, PlaceRequest};
+use super::{answer_of, order_answer, parse_place, store, OrderAnswer, PlaceRequest};
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, AuthUser};
 use crate::http::openapi::{
@@ -22,6 +22,7 @@ use crate::http::openapi::{
     Unauthenticated, Unavailable, UnsupportedMediaType,
 };
 use crate::http::{AppState, Error};
+use crate::sequencer::Applied;
 
 /// At most 100 items in all (`BATCH_TOO_LARGE` otherwise).
 #[derive(Deserialize, ToSchema)]
@@ -52,13 +53,15 @@ pub struct BatchAnswer {
     cancel: Vec<BatchItem>,
 }
 
-/// What became of each item: an engine order, or an error.
-type Outcome = Result<OrderId, Error>;
+/// What became of each item: an engine order (placed by this command or not), or an error.
+type Outcome = Result<(OrderId, bool), Error>;
 
-async fn answer(state: &AppState, outcome: Outcome) -> BatchItem {
-    let result = match outcome {
-        Ok(order) => order_answer(state, order).await,
-        Err(error) => Err(error),
+async fn answer(state: &AppState, applied: Option<&Applied>, outcome: Outcome) -> BatchItem {
+    let result = match (outcome, applied) {
+        // A new order's fills are all in the reply; other orders have older ones.
+        (Ok((order, true)), Some(applied)) => answer_of(state, applied, order).await,
+        (Ok((order, _)), _) => order_answer(state, order).await,
+        (Err(error), _) => Err(error),
     };
     match result {
         Ok(answer) => BatchItem::Done(Box::new(answer)),
@@ -69,7 +72,7 @@ async fn answer(state: &AppState, outcome: Outcome) -> BatchItem {
 /// Engine outcomes of the submitted items, from the command's events: a rejected item is a
 /// `BatchItemRejected` at its index; every other place is accepted or replayed in turn.
 fn engine_outcomes(events: &[Event], cancels: &[OrderId], places: usize) -> Vec<Outcome> {
-    let mut outcomes: Vec<Outcome> = cancels.iter().map(|order| Ok(*order)).collect();
+    let mut outcomes: Vec<Outcome> = cancels.iter().map(|order| Ok((*order, false))).collect();
     let mut placed: Vec<Outcome> = (0..places)
         .map(|_| Err(Error::internal("a batch place without an outcome")))
         .collect();
@@ -87,7 +90,8 @@ fn engine_outcomes(events: &[Event], cancels: &[OrderId], places: usize) -> Vec<
             }
             Event::OrderAccepted { order, .. } | Event::OrderReplayed { order, .. } => {
                 if let Some(slot) = placed.get_mut(next_place) {
-                    *slot = Ok(*order);
+                    let new = matches!(event, Event::OrderAccepted { .. });
+                    *slot = Ok((*order, new));
                     next_place += 1;
                 }
             }
@@ -155,8 +159,8 @@ pub async fn batch(
         .iter()
         .filter_map(|item| item.as_ref().ok().copied())
         .collect();
-    let mut submitted = if cancels.is_empty() && places.is_empty() {
-        Vec::new().into_iter()
+    let (applied, mut submitted) = if cancels.is_empty() && places.is_empty() {
+        (None, Vec::new().into_iter())
     } else {
         let op = Op::Batch {
             user,
@@ -165,7 +169,8 @@ pub async fn batch(
         };
         let applied = state.sequencer.submit(op, None).await?;
         applied.result.map_err(Error::Rejected)?;
-        engine_outcomes(&applied.events, &cancels, places.len()).into_iter()
+        let outcomes = engine_outcomes(&applied.events, &cancels, places.len());
+        (Some(applied), outcomes.into_iter())
     };
     let mut cancel_answers = Vec::with_capacity(cancel_items.len());
     for item in cancel_items {
@@ -175,7 +180,7 @@ pub async fn batch(
                 .unwrap_or(Err(Error::internal("missing outcome"))),
             Err(error) => Err(error),
         };
-        cancel_answers.push(answer(&state, outcome).await);
+        cancel_answers.push(answer(&state, applied.as_ref(), outcome).await);
     }
     let mut place_answers = Vec::with_capacity(place_items.len());
     for item in place_items {
@@ -185,7 +190,7 @@ pub async fn batch(
                 .unwrap_or(Err(Error::internal("missing outcome"))),
             Err(error) => Err(error),
         };
-        place_answers.push(answer(&state, outcome).await);
+        place_answers.push(answer(&state, applied.as_ref(), outcome).await);
     }
     Ok(Json(BatchAnswer {
         place: place_answers,

@@ -34,7 +34,7 @@ use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema;
 use crate::http::{AppState, Error};
 use crate::markets;
-use crate::sequencer::{Read, ReadAnswer, SequencerError};
+use crate::sequencer::{Applied, SequencerError};
 use crate::users;
 use store::{FillBody, OrderBody, OrderRow, StatusFilter};
 
@@ -203,12 +203,12 @@ pub async fn parse_place(
             "must be from 0 to 10000",
         ));
     }
-    let market = markets::find(&state.db, body.market_id.trim())
+    let market = markets::engine_id(state, body.market_id.trim())
         .await?
         .ok_or(Error::Rejected(Reject::UnknownMarket))?;
     Ok(PlaceOrder {
         user,
-        market: market.engine_id,
+        market,
         side,
         outcome,
         order_type,
@@ -249,9 +249,8 @@ async fn with_queue_positions(state: &AppState, orders: &mut [OrderRow]) -> Resu
     if resting.is_empty() {
         return Ok(());
     }
-    let positions = match state.sequencer.read(Read::QueuePositions(resting)).await {
-        Ok(ReadAnswer::QueuePositions(positions)) => positions,
-        Ok(ReadAnswer::Book(_)) => return Err(Error::internal("unexpected read answer")),
+    let positions = match state.sequencer.queue_positions(resting).await {
+        Ok(positions) => positions,
         // No engine to ask (busy, stopped, or a read-only gateway): positions stay null.
         Err(SequencerError::Overloaded | SequencerError::Stopped | SequencerError::ReadOnly) => {
             return Ok(())
@@ -263,6 +262,22 @@ async fn with_queue_positions(state: &AppState, orders: &mut [OrderRow]) -> Resu
         order.body.queue_position = positions.next().flatten();
     }
     Ok(())
+}
+
+/// The order as `applied` left it, with all its fills: from the reply when it carries them
+/// (a new order's fills are all in its batch), else from the committed rows.
+pub async fn answer_of(
+    state: &AppState,
+    applied: &Applied,
+    order: OrderId,
+) -> Result<OrderAnswer, Error> {
+    match applied.order(order) {
+        Some(view) => Ok(OrderAnswer {
+            order: view.body.clone(),
+            fills: view.fills.clone(),
+        }),
+        None => order_answer(state, order).await,
+    }
 }
 
 /// The committed order with all its fills.
@@ -336,12 +351,22 @@ async fn place(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(order_answer(&state, order).await?)))
+    let answer = if created {
+        answer_of(&state, &applied, order).await?
+    } else {
+        // A replay shows the original order as it stands now, with all its fills.
+        order_answer(&state, order).await?
+    };
+    Ok((status, Json(answer)))
 }
 
 /// The caller's engine user, or `None` when they never traded (nothing of theirs exists).
 async fn engine_user(state: &AppState, auth: &AuthUser) -> Result<Option<UserId>, Error> {
-    users::engine_user(&state.db, auth.user_id).await
+    match state.sequencer.known_user(auth.user_id) {
+        Some(user) => Ok(Some(user)),
+        // A gateway knows no one; a user who never traded has no engine user anywhere.
+        None => users::engine_user(&state.db, auth.user_id).await,
+    }
 }
 
 /// The caller's order `id` (404 for a malformed id, another user's order or none).
@@ -491,7 +516,11 @@ async fn cancel(
     };
     let applied = state.sequencer.submit(op, None).await?;
     applied.result.map_err(Error::Rejected)?;
-    Ok(Json(order_answer(&state, order.engine_id).await?.order))
+    let body = match applied.order(order.engine_id) {
+        Some(view) => view.body.clone(),
+        None => order_answer(&state, order.engine_id).await?.order,
+    };
+    Ok(Json(body))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -7,7 +7,6 @@
 
 use engine::units::PRICE_SCALE;
 use engine::{OrderId, UserId};
-use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -15,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::domain::{format_cash, format_price};
+use crate::domain::{format_average_price, format_cash, format_price};
 use crate::http::page::Page;
 use crate::http::schema::{
     AveragePrice, CancelReason, Cash, LiquidityRole, OrderStatus, OrderType, Outcome, Price,
@@ -92,22 +91,6 @@ const ORDER_SELECT: &str = "SELECT o.engine_order_id, o.id, o.client_order_id, m
      o.filled_notional_units, o.status, o.cancel_reason, o.expires_at, o.created_at, \
      o.updated_at FROM orders o JOIN markets m ON m.engine_market_id = o.engine_market_id";
 
-/// The exact average of `notional_units / filled` price units, as a price with at most 6
-/// decimals (an average need not sit on the tick).
-fn average_price(notional_units: i64, filled: i64) -> Option<String> {
-    if filled <= 0 {
-        return None;
-    }
-    let average =
-        Decimal::from(notional_units) / Decimal::from(filled) / Decimal::from(PRICE_SCALE);
-    let text = average.round_dp(6).normalize().to_string();
-    Some(match text.split_once('.') {
-        None => format!("{text}.00"),
-        Some((_, fraction)) if fraction.len() < 2 => format!("{text}0"),
-        Some(_) => text,
-    })
-}
-
 fn order_from_row(row: &AnyRow) -> Result<OrderRow, Error> {
     let engine_id: i64 = row.try_get("engine_order_id")?;
     let id: String = row.try_get("id")?;
@@ -132,7 +115,10 @@ fn order_from_row(row: &AnyRow) -> Result<OrderRow, Error> {
             qty: row.try_get("qty")?,
             filled_qty,
             remaining_qty: row.try_get("remaining_qty")?,
-            avg_fill_price: average_price(notional, filled_qty),
+            avg_fill_price: format_average_price(
+                u64::try_from(notional).unwrap_or_default(),
+                u64::try_from(filled_qty).unwrap_or_default(),
+            ),
             status: row.try_get("status")?,
             cancel_reason: row.try_get("cancel_reason")?,
             time_in_force: row.try_get("time_in_force")?,
@@ -357,18 +343,4 @@ pub async fn fills_of_user(
         .fetch_all(&db.pool)
         .await?;
     rows.iter().map(fill_from_row).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn average_prices_are_exact_to_six_decimals() {
-        assert_eq!(average_price(0, 0), None);
-        assert_eq!(average_price(4_500 * 10, 10).unwrap(), "0.45");
-        assert_eq!(average_price(4_500 + 4_600, 2).unwrap(), "0.455");
-        assert_eq!(average_price(4_500 * 2 + 4_600, 3).unwrap(), "0.453333");
-        assert_eq!(average_price(10_000, 2).unwrap(), "0.50");
-    }
 }

@@ -28,9 +28,9 @@ mod deadlines;
 mod projection;
 mod recovery;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use engine::{BookDepth, Command, Engine, Event, MarketId, Op, OrderId, Reject, UserId};
@@ -42,6 +42,7 @@ use uuid::Uuid;
 use crate::config::SequencerConfig;
 use crate::db::{now_micros, Db};
 use crate::metrics::Metrics;
+use crate::orders::store::{FillBody, OrderBody};
 use crate::stream::feed::Feed;
 use crate::stream::publisher::Publisher;
 use deadlines::Deadlines;
@@ -66,6 +67,14 @@ pub enum Subject {
     Faucet,
 }
 
+/// An order as its command's batch left it: its state at the end of the batch (with its queue
+/// position while it rests) and its fills within the batch (for a new order, every fill).
+#[derive(Clone, Debug)]
+pub struct OrderView {
+    pub body: OrderBody,
+    pub fills: Vec<FillBody>,
+}
+
 /// A command's committed outcome.
 #[derive(Clone, Debug)]
 pub struct Applied {
@@ -74,6 +83,15 @@ pub struct Applied {
     pub result: Result<(), Reject>,
     /// Everything the command changed (clock events included, even when rejected).
     pub events: Vec<Event>,
+    /// The orders of the command's user that the command placed, changed, ended or replayed
+    /// (a replayed order only while it is open or ended in this batch).
+    pub orders: BTreeMap<OrderId, OrderView>,
+}
+
+impl Applied {
+    pub fn order(&self, order: OrderId) -> Option<&OrderView> {
+        self.orders.get(&order)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -101,52 +119,51 @@ pub enum Status {
     ReadOnly,
 }
 
+type Answer<T> = oneshot::Sender<Result<T, SequencerError>>;
+
+/// What a handler can ask; each kind carries its own reply channel.
 enum Request {
     Command {
         op: Op,
         subject: Option<Subject>,
+        /// `None` for the task's own ticks.
+        reply: Option<Answer<Applied>>,
     },
     /// The engine user of a server user, created (journaled) on first use.
     EnsureUser {
         user_id: Uuid,
+        reply: Answer<UserId>,
     },
-    Read(Read),
-}
-
-/// A question for the engine, answered from the last committed state.
-#[derive(Clone, Debug)]
-pub enum Read {
-    /// Up to `depth` levels per side.
-    Book { market: MarketId, depth: usize },
+    /// Up to `depth` levels per side of a market's book (`None`: no such market).
+    Book {
+        market: MarketId,
+        depth: usize,
+        reply: Answer<Option<BookDepth>>,
+    },
     /// Shares ahead of each order at its level (`None` for an order that does not rest).
-    QueuePositions(Vec<OrderId>),
+    QueuePositions {
+        orders: Vec<OrderId>,
+        reply: Answer<Vec<Option<u64>>>,
+    },
 }
 
-#[derive(Clone, Debug)]
-pub enum ReadAnswer {
-    Book(Option<BookDepth>),
-    QueuePositions(Vec<Option<u64>>),
+impl Request {
+    fn is_read(&self) -> bool {
+        matches!(self, Request::Book { .. } | Request::QueuePositions { .. })
+    }
 }
 
-enum Reply {
-    Applied(Applied),
-    User(UserId),
-    Read(ReadAnswer),
-}
-
-type ReplyTo = oneshot::Sender<Result<Reply, SequencerError>>;
-
-struct Submission {
-    request: Request,
-    reply: Option<ReplyTo>,
-}
+/// Every server user's engine user, shared with the handlers so a known user costs no trip
+/// through the queue. Written only by the sequencer, after the commit that created the user.
+pub type KnownUsers = Arc<RwLock<HashMap<Uuid, UserId>>>;
 
 /// Cheap to clone; every handler holds one.
 #[derive(Clone)]
 pub struct SequencerHandle {
-    tx: mpsc::Sender<Submission>,
+    tx: mpsc::Sender<Request>,
     status: watch::Receiver<Status>,
     metrics: Arc<Metrics>,
+    users: KnownUsers,
 }
 
 impl SequencerHandle {
@@ -170,40 +187,63 @@ impl SequencerHandle {
             (_, Some(_)) => return Err(SequencerError::Invalid("only CreateMarket has a subject")),
             (_, None) => {}
         }
-        match self.request(Request::Command { op, subject }).await? {
-            Reply::Applied(applied) => Ok(applied),
-            _ => Err(SequencerError::Invalid("unexpected reply")),
-        }
+        self.request(|reply| Request::Command {
+            op,
+            subject,
+            reply: Some(reply),
+        })
+        .await
     }
 
     /// The engine user of `user_id` (which must be in `users`), created on first call.
     pub async fn ensure_user(&self, user_id: Uuid) -> Result<UserId, SequencerError> {
-        match self.request(Request::EnsureUser { user_id }).await? {
-            Reply::User(user) => Ok(user),
-            _ => Err(SequencerError::Invalid("unexpected reply")),
+        if let Some(user) = self.known_user(user_id) {
+            return Ok(user);
         }
+        self.request(|reply| Request::EnsureUser { user_id, reply })
+            .await
     }
 
-    /// Asks the engine `read`, answered from the last committed state.
-    pub async fn read(&self, read: Read) -> Result<ReadAnswer, SequencerError> {
-        match self.request(Request::Read(read)).await? {
-            Reply::Read(answer) => Ok(answer),
-            _ => Err(SequencerError::Invalid("unexpected reply")),
-        }
+    /// The engine user of `user_id` if it has one (on a read-only gateway, never).
+    pub fn known_user(&self, user_id: Uuid) -> Option<UserId> {
+        let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+        users.get(&user_id).copied()
     }
 
-    async fn request(&self, request: Request) -> Result<Reply, SequencerError> {
+    /// Up to `depth` levels per side of `market`'s committed book (`None`: no such market).
+    pub async fn book(
+        &self,
+        market: MarketId,
+        depth: usize,
+    ) -> Result<Option<BookDepth>, SequencerError> {
+        self.request(|reply| Request::Book {
+            market,
+            depth,
+            reply,
+        })
+        .await
+    }
+
+    /// Shares ahead of each order at its level, as committed (`None` where it does not rest).
+    pub async fn queue_positions(
+        &self,
+        orders: Vec<OrderId>,
+    ) -> Result<Vec<Option<u64>>, SequencerError> {
+        self.request(|reply| Request::QueuePositions { orders, reply })
+            .await
+    }
+
+    async fn request<T>(
+        &self,
+        request: impl FnOnce(Answer<T>) -> Request,
+    ) -> Result<T, SequencerError> {
         match *self.status.borrow() {
             Status::Running => {}
             Status::ReadOnly => return Err(SequencerError::ReadOnly),
             Status::Stopped | Status::Failed => return Err(SequencerError::Stopped),
         }
         let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            request,
-            reply: Some(reply),
-        };
-        match self.tx.try_send(submission) {
+        match self.tx.try_send(request(reply)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.metrics
@@ -238,6 +278,7 @@ impl SequencerHandle {
             tx,
             status,
             metrics,
+            users: KnownUsers::default(),
         }
     }
 }
@@ -287,6 +328,7 @@ pub async fn start(
     let deadlines = Deadlines::of(&recovered.engine);
     let clock = Clock::new(recovered.engine.now_micros());
     let report = recovered.report.clone();
+    let known_users = KnownUsers::new(RwLock::new(recovered.users.clone()));
     let sequencer = Sequencer {
         engine: recovered.engine,
         db,
@@ -298,6 +340,8 @@ pub async fn start(
         clock,
         deadlines,
         users: recovered.users,
+        known_users: known_users.clone(),
+        created_users: Vec::new(),
         events: Vec::new(),
         feed,
         publisher,
@@ -307,6 +351,7 @@ pub async fn start(
         tx,
         status: status_rx,
         metrics,
+        users: known_users,
     };
     let task = SequencerTask {
         shutdown: Some(shutdown_tx),
@@ -371,6 +416,10 @@ struct Sequencer {
     deadlines: Deadlines,
     /// Server user -> engine user, including users created in the batch being built.
     users: HashMap<Uuid, UserId>,
+    /// What the handlers see of `users`: only what is committed.
+    known_users: KnownUsers,
+    /// Users created in the batch being built, for `known_users` once it is committed.
+    created_users: Vec<(Uuid, UserId)>,
     /// Reused event buffer.
     events: Vec<Event>,
     /// Numbers the stream messages of each batch; `publisher` sends them once committed.
@@ -379,11 +428,7 @@ struct Sequencer {
 }
 
 impl Sequencer {
-    async fn run(
-        mut self,
-        mut rx: mpsc::Receiver<Submission>,
-        mut shutdown: oneshot::Receiver<()>,
-    ) {
+    async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut shutdown: oneshot::Receiver<()>) {
         let mut ticker = tokio::time::interval(self.config.tick_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(self.config.batch_max);
@@ -400,8 +445,7 @@ impl Sequencer {
                     if !self.tick_due() {
                         continue;
                     }
-                    let request = Request::Command { op: Op::Tick, subject: None };
-                    batch.push(Submission { request, reply: None });
+                    batch.push(Request::Command { op: Op::Tick, subject: None, reply: None });
                 }
             }
             if self.process(&mut batch).await.is_err() {
@@ -435,30 +479,34 @@ impl Sequencer {
     }
 
     /// Applies and commits `batch` (left empty), then answers every submitter.
-    async fn process(&mut self, batch: &mut Vec<Submission>) -> Result<(), ()> {
+    async fn process(&mut self, batch: &mut Vec<Request>) -> Result<(), ()> {
         let mut entries = Vec::with_capacity(batch.len());
-        let mut replies: Vec<(ReplyTo, Result<Reply, SequencerError>)> = Vec::new();
+        let mut waiting = Vec::new();
         let first_seq = self.seq + 1;
-        let users_before = self.users.len();
         // Reads first: the engine holds exactly the committed state until the loop below.
-        for submission in batch.iter_mut() {
-            if let Request::Read(read) = &submission.request {
-                let answer = Ok(Reply::Read(self.read(read)));
-                if let Some(reply) = submission.reply.take() {
-                    let _ = reply.send(answer);
-                }
-            }
+        let (reads, writes): (Vec<_>, Vec<_>) = batch.drain(..).partition(Request::is_read);
+        for read in reads {
+            self.answer_read(read);
         }
-        batch.retain(|submission| !matches!(submission.request, Request::Read(_)));
-        for submission in batch.drain(..) {
-            let answer = self.apply(submission.request, &mut entries);
-            if let Some(reply) = submission.reply {
-                replies.push((reply, answer));
+        for request in writes {
+            match request {
+                Request::Command { op, subject, reply } => {
+                    entries.push(self.apply_op(op, subject));
+                    if let Some(reply) = reply {
+                        let index = entries.len() - 1;
+                        waiting.push(Waiting::Command { index, reply });
+                    }
+                }
+                Request::EnsureUser { user_id, reply } => {
+                    let answer = self.ensure_user(user_id, &mut entries);
+                    waiting.push(Waiting::User { answer, reply });
+                }
+                read => self.answer_read(read),
             }
         }
         if entries.is_empty() {
             // Only answers from memory (users that already exist): nothing to commit.
-            answer_all(replies);
+            self.answer_all(waiting, &entries);
             return Ok(());
         }
         let rejected = entries.iter().filter(|entry| entry.result.is_err()).count() as u64;
@@ -473,7 +521,13 @@ impl Sequencer {
                 self.metrics
                     .open_orders
                     .store(self.engine.open_order_count() as u64, Ordering::Relaxed);
-                answer_all(replies);
+                let mut known = self
+                    .known_users
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                known.extend(self.created_users.drain(..));
+                drop(known);
+                self.answer_all(waiting, &entries);
                 Ok(())
             }
             Err(error) => {
@@ -487,71 +541,106 @@ impl Sequencer {
                     %error,
                     first_seq,
                     last_seq = self.seq,
-                    users_created = self.users.len() - users_before,
+                    users_created = self.created_users.len(),
                     "BATCH COMMIT FAILED: the sequencer stops taking writes; restart the server to recover from the journal"
                 );
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(SequencerError::Stopped));
+                for waiting in waiting {
+                    waiting.stop();
                 }
                 Err(())
             }
         }
     }
 
-    fn read(&self, read: &Read) -> ReadAnswer {
-        match read {
-            Read::Book { market, depth } => {
-                ReadAnswer::Book(self.engine.book_depth(*market, *depth))
+    /// Answers a read from the engine as it stands (between batches: the committed state).
+    fn answer_read(&self, request: Request) {
+        // A submitter that went away no longer wants the answer.
+        match request {
+            Request::Book {
+                market,
+                depth,
+                reply,
+            } => {
+                let _ = reply.send(Ok(self.engine.book_depth(market, depth)));
             }
-            Read::QueuePositions(orders) => ReadAnswer::QueuePositions(
-                orders
+            Request::QueuePositions { orders, reply } => {
+                let positions = orders
                     .iter()
                     .map(|order| self.engine.queue_position(*order))
-                    .collect(),
-            ),
+                    .collect();
+                let _ = reply.send(Ok(positions));
+            }
+            Request::Command { .. } | Request::EnsureUser { .. } => {}
         }
     }
 
-    /// Applies one request, appending what must be journaled to `entries`.
-    fn apply(
-        &mut self,
-        request: Request,
-        entries: &mut Vec<Entry>,
-    ) -> Result<Reply, SequencerError> {
-        match request {
-            Request::Command { op, subject } => {
-                let entry = self.apply_op(op, subject);
-                let applied = Applied {
-                    seq: entry.seq,
-                    ts_micros: entry.command.ts_micros,
-                    result: entry.result,
-                    events: entry.events.clone(),
-                };
-                entries.push(entry);
-                Ok(Reply::Applied(applied))
-            }
-            Request::EnsureUser { user_id } => {
-                if let Some(user) = self.users.get(&user_id) {
-                    return Ok(Reply::User(*user));
+    /// Sends every committed answer (a submitter may have gone: the command stands regardless).
+    fn answer_all(&self, waiting: Vec<Waiting>, entries: &[Entry]) {
+        for waiting in waiting {
+            match waiting {
+                Waiting::Command { index, reply } => {
+                    let _ = reply.send(Ok(self.applied(&entries[index])));
                 }
-                let entry = self.apply_op(Op::CreateUser, Some(Subject::User { user_id }));
-                let created = entry.events.iter().find_map(|event| match event {
-                    Event::UserCreated { user } => Some(*user),
-                    _ => None,
-                });
-                let answer = match (entry.result, created) {
-                    (Ok(()), Some(user)) => {
-                        self.users.insert(user_id, user);
-                        Ok(Reply::User(user))
-                    }
-                    (Err(reject), _) => Err(SequencerError::Rejected(reject)),
-                    (Ok(()), None) => Err(SequencerError::Invalid("CreateUser created no user")),
-                };
-                entries.push(entry);
-                answer
+                Waiting::User { answer, reply } => {
+                    let _ = reply.send(answer);
+                }
             }
-            Request::Read(read) => Ok(Reply::Read(self.read(&read))),
         }
+    }
+
+    /// A committed command's outcome, with its user's orders as the batch left them.
+    fn applied(&self, entry: &Entry) -> Applied {
+        let mut orders = BTreeMap::new();
+        if let Some(user) = commanding_user(&entry.command.op) {
+            let states = self.feed.orders();
+            for order in entry.events.iter().flat_map(orders_of) {
+                if orders.contains_key(&order) || states.owner(order) != Some(user) {
+                    continue;
+                }
+                let Some(mut body) = states.body(order) else {
+                    continue;
+                };
+                if body.rests() {
+                    body.queue_position = self.engine.queue_position(order);
+                }
+                let fills = states.batch_fills(order).to_vec();
+                orders.insert(order, OrderView { body, fills });
+            }
+        }
+        Applied {
+            seq: entry.seq,
+            ts_micros: entry.command.ts_micros,
+            result: entry.result,
+            events: entry.events.clone(),
+            orders,
+        }
+    }
+
+    /// The engine user of `user_id`, created (and journaled) when it has none.
+    fn ensure_user(
+        &mut self,
+        user_id: Uuid,
+        entries: &mut Vec<Entry>,
+    ) -> Result<UserId, SequencerError> {
+        if let Some(user) = self.users.get(&user_id) {
+            return Ok(*user);
+        }
+        let entry = self.apply_op(Op::CreateUser, Some(Subject::User { user_id }));
+        let created = entry.events.iter().find_map(|event| match event {
+            Event::UserCreated { user } => Some(*user),
+            _ => None,
+        });
+        let answer = match (entry.result, created) {
+            (Ok(()), Some(user)) => {
+                self.users.insert(user_id, user);
+                self.created_users.push((user_id, user));
+                Ok(user)
+            }
+            (Err(reject), _) => Err(SequencerError::Rejected(reject)),
+            (Ok(()), None) => Err(SequencerError::Invalid("CreateUser created no user")),
+        };
+        entries.push(entry);
+        answer
     }
 
     fn apply_op(&mut self, op: Op, subject: Option<Subject>) -> Entry {
@@ -585,6 +674,16 @@ impl Sequencer {
             None
         };
         let plan = self.feed.plan(entries);
+        debug_assert_eq!(
+            self.feed.orders().first_difference(
+                &self.engine,
+                entries
+                    .iter()
+                    .flat_map(|entry| entry.events.iter().flat_map(orders_of))
+            ),
+            None,
+            "the order states must follow the engine"
+        );
         let mut projection = projection::Projection::build(entries, &self.engine)?;
         projection.stream_seqs(&plan.seqs)?;
         let batch = projection::Batch {
@@ -605,21 +704,91 @@ impl Sequencer {
     }
 
     /// Fail-stop: answer `Stopped` to everything still queued and keep the channel closed.
-    async fn fail(self, mut rx: mpsc::Receiver<Submission>) {
+    async fn fail(self, mut rx: mpsc::Receiver<Request>) {
         let _ = self.status.send(Status::Failed);
         self.metrics.sequencer_up.store(0, Ordering::Relaxed);
         rx.close();
-        while let Some(submission) = rx.recv().await {
-            if let Some(reply) = submission.reply {
+        while let Some(request) = rx.recv().await {
+            request.stop();
+        }
+    }
+}
+
+/// A reply waiting for its batch's commit.
+enum Waiting {
+    /// The command at `index` among the batch's entries.
+    Command {
+        index: usize,
+        reply: Answer<Applied>,
+    },
+    User {
+        answer: Result<UserId, SequencerError>,
+        reply: Answer<UserId>,
+    },
+}
+
+impl Waiting {
+    fn stop(self) {
+        match self {
+            Waiting::Command { reply, .. } => {
+                let _ = reply.send(Err(SequencerError::Stopped));
+            }
+            Waiting::User { reply, .. } => {
                 let _ = reply.send(Err(SequencerError::Stopped));
             }
         }
     }
 }
 
-fn answer_all(replies: Vec<(ReplyTo, Result<Reply, SequencerError>)>) {
-    for (reply, answer) in replies {
-        // The submitter may have gone (request cancelled); the command stands regardless.
-        let _ = reply.send(answer);
+impl Request {
+    /// Answers `Stopped` (the task is failing).
+    fn stop(self) {
+        match self {
+            Request::Command { reply, .. } => {
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(SequencerError::Stopped));
+                }
+            }
+            Request::EnsureUser { reply, .. } => {
+                let _ = reply.send(Err(SequencerError::Stopped));
+            }
+            Request::Book { reply, .. } => {
+                let _ = reply.send(Err(SequencerError::Stopped));
+            }
+            Request::QueuePositions { reply, .. } => {
+                let _ = reply.send(Err(SequencerError::Stopped));
+            }
+        }
     }
+}
+
+/// The user a trading command acts for.
+fn commanding_user(op: &Op) -> Option<UserId> {
+    match op {
+        Op::Place(order) => Some(order.user),
+        Op::Cancel { user, .. }
+        | Op::CancelAll { user, .. }
+        | Op::Amend { user, .. }
+        | Op::Batch { user, .. } => Some(*user),
+        _ => None,
+    }
+}
+
+/// The orders an event is about.
+fn orders_of(event: &Event) -> impl Iterator<Item = OrderId> {
+    let (first, second) = match event {
+        Event::OrderAccepted { order, .. }
+        | Event::OrderReplayed { order, .. }
+        | Event::OrderRested { order, .. }
+        | Event::OrderReduced { order, .. }
+        | Event::OrderAmended { order, .. }
+        | Event::OrderEnded { order, .. } => (Some(*order), None),
+        Event::Trade {
+            maker_order,
+            taker_order,
+            ..
+        } => (Some(*taker_order), Some(*maker_order)),
+        _ => (None, None),
+    };
+    first.into_iter().chain(second)
 }

@@ -2,56 +2,34 @@
 //!
 //! Runs inside the sequencer task, before the commit: it assigns every topic message its seq
 //! (one per command that changes the topic; a book's seq is the engine's own `book_seq`) and
-//! returns the topics' new seqs so the commit stores them in `stream_seqs` with the batch. What
-//! the events say completely (book deltas, trades, balances, positions) is rendered here; what
-//! needs committed rows (orders, fills, tickers) is left to the publisher as [`Pending`].
+//! returns the topics' new seqs so the commit stores them in `stream_seqs` with the batch. Book
+//! deltas, trades, balances, positions, and orders and fills (from the [`OrderStates`] it keeps
+//! up to date with the same events, which the sequencer's replies read too) are rendered here,
+//! as they stand after each command; tickers are left to the publisher as [`Pending`].
 //! Must never: read the database after start, or skip or repeat a seq.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use engine::{BookSide, Engine, Event, MarketId, OrderId, TradeId, UserId};
+use engine::{BookSide, Engine, Event, MarketId, OrderId, UserId};
 use serde_json::json;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::order_states::{FillSide, OrderStates};
 use super::{frame, Kind, Message, Topic};
 use crate::db::Db;
-use crate::domain::format_price;
+use crate::domain::{format_price, wire_name};
 use crate::ids::trade_uuid;
 use crate::markets::data::TradeBody;
+use crate::orders::store::FillBody;
 use crate::sequencer::{Entry, Subject};
 use crate::transfers::BalanceBody;
 use crate::users::rfc3339;
-
-/// One side of a trade, for the fills topic of the user on that side.
-#[derive(Clone, Debug)]
-pub struct FillSource {
-    pub trade: TradeId,
-    pub order: OrderId,
-    pub maker: bool,
-    /// YES price units.
-    pub price_units: u16,
-    pub qty: u64,
-    pub fee_micros: i64,
-    pub kind: String,
-    pub ts_micros: u64,
-}
 
 /// A numbered message, complete or waiting for committed rows.
 #[derive(Debug)]
 pub enum Pending {
     Ready(Message),
-    /// The user's orders this command changed, rendered from their rows.
-    Orders {
-        topic: Topic,
-        seq: u64,
-        orders: Vec<OrderId>,
-    },
-    Fills {
-        topic: Topic,
-        seq: u64,
-        fills: Vec<FillSource>,
-    },
     /// The market's ticker after a batch that changed its book.
     Ticker {
         topic: Topic,
@@ -71,8 +49,7 @@ pub struct Feed {
     seqs: HashMap<Topic, u64>,
     markets: HashMap<MarketId, Uuid>,
     users: HashMap<UserId, Uuid>,
-    /// The owner of every open order (events about resting orders do not name it).
-    order_users: HashMap<OrderId, UserId>,
+    orders: OrderStates,
 }
 
 /// What one command changed, per topic.
@@ -81,7 +58,7 @@ struct Changes {
     book: BTreeMap<MarketId, (u64, Vec<serde_json::Value>)>,
     trades: BTreeMap<MarketId, Vec<TradeBody>>,
     orders: BTreeMap<UserId, BTreeSet<OrderId>>,
-    fills: BTreeMap<UserId, Vec<FillSource>>,
+    fills: BTreeMap<UserId, Vec<FillBody>>,
     positions: BTreeMap<UserId, BTreeMap<MarketId, (u64, u64)>>,
     balances: BTreeMap<UserId, (i64, i64)>,
 }
@@ -98,7 +75,7 @@ impl Feed {
             seqs: HashMap::new(),
             markets: HashMap::new(),
             users: users.iter().map(|(uuid, user)| (*user, *uuid)).collect(),
-            order_users: HashMap::new(),
+            orders: OrderStates::load(db).await?,
         };
         for row in sqlx::query("SELECT topic, seq FROM stream_seqs")
             .fetch_all(&db.pool)
@@ -118,19 +95,6 @@ impl Feed {
             let id: String = row.try_get("id")?;
             if let (Ok(engine_id), Ok(id)) = (u32::try_from(engine_id), Uuid::parse_str(&id)) {
                 feed.markets.insert(MarketId(engine_id), id);
-            }
-        }
-        for row in sqlx::query(
-            "SELECT engine_order_id, engine_user_id FROM orders \
-             WHERE status IN ('OPEN', 'PARTIALLY_FILLED')",
-        )
-        .fetch_all(&db.pool)
-        .await?
-        {
-            let order: i64 = row.try_get("engine_order_id")?;
-            let user: i64 = row.try_get("engine_user_id")?;
-            if let (Ok(order), Ok(user)) = (u64::try_from(order), u32::try_from(user)) {
-                feed.order_users.insert(OrderId(order), UserId(user));
             }
         }
         let mut books = BTreeMap::new();
@@ -154,6 +118,7 @@ impl Feed {
 
     /// Numbers and renders the messages of `entries` (one committed batch).
     pub(crate) fn plan(&mut self, entries: &[Entry]) -> Plan {
+        self.orders.begin_batch();
         let mut plan = Plan::default();
         let mut books_changed = BTreeSet::new();
         for entry in entries {
@@ -172,6 +137,11 @@ impl Feed {
         plan
     }
 
+    /// The open and just-ended orders, as the last planned batch left them.
+    pub fn orders(&self) -> &OrderStates {
+        &self.orders
+    }
+
     fn next(&mut self, topic: Topic, plan: &mut Plan) -> u64 {
         let seq = self.seqs.entry(topic).or_insert(0);
         *seq += 1;
@@ -181,7 +151,7 @@ impl Feed {
 
     fn changes(&mut self, entry: &Entry) -> Changes {
         let mut changes = Changes::default();
-        let ts = entry.command.ts_micros;
+        let ts = i64::try_from(entry.command.ts_micros).unwrap_or(i64::MAX);
         for event in &entry.events {
             match event {
                 Event::UserCreated { user } => {
@@ -213,38 +183,32 @@ impl Feed {
                         "qty": qty,
                     }));
                 }
-                Event::OrderAccepted { order, request, .. } => {
-                    self.order_users.insert(*order, request.user);
-                    changes
-                        .orders
-                        .entry(request.user)
-                        .or_default()
-                        .insert(*order);
-                }
-                Event::OrderRested { order, .. }
-                | Event::OrderReduced { order, .. }
-                | Event::OrderAmended { order, .. } => {
-                    if let Some(user) = self.order_users.get(order) {
-                        changes.orders.entry(*user).or_default().insert(*order);
+                Event::OrderAccepted { request, .. } => {
+                    let market_id = self.markets.get(&request.market).copied();
+                    if let Some((order, user)) = self.orders.apply(event, market_id, ts) {
+                        changes.orders.entry(user).or_default().insert(order);
                     }
                 }
-                Event::OrderEnded { order, user, .. } => {
-                    self.order_users.remove(order);
-                    changes.orders.entry(*user).or_default().insert(*order);
+                Event::OrderRested { .. }
+                | Event::OrderReduced { .. }
+                | Event::OrderAmended { .. }
+                | Event::OrderEnded { .. } => {
+                    if let Some((order, user)) = self.orders.apply(event, None, ts) {
+                        changes.orders.entry(user).or_default().insert(order);
+                    }
                 }
                 Event::Trade {
                     trade,
                     market,
                     maker_order,
                     taker_order,
-                    maker_user,
-                    taker_user,
                     price_units,
                     qty,
                     kind,
                     taker_side,
                     maker_fee_micros,
                     taker_fee_micros,
+                    ..
                 } => {
                     let kind = wire_name(kind);
                     changes.trades.entry(*market).or_default().push(TradeBody {
@@ -253,23 +217,26 @@ impl Feed {
                         qty: i64::try_from(*qty).unwrap_or(i64::MAX),
                         taker_side: wire_name(taker_side),
                         kind: kind.clone(),
-                        created_at: rfc3339(i64::try_from(ts).unwrap_or(i64::MAX)),
+                        created_at: rfc3339(ts),
                     });
-                    for (user, order, maker, fee_micros) in [
-                        (maker_user, maker_order, true, maker_fee_micros),
-                        (taker_user, taker_order, false, taker_fee_micros),
+                    for (order, maker, fee_micros) in [
+                        (maker_order, true, maker_fee_micros),
+                        (taker_order, false, taker_fee_micros),
                     ] {
-                        changes.orders.entry(*user).or_default().insert(*order);
-                        changes.fills.entry(*user).or_default().push(FillSource {
+                        let side = FillSide {
                             trade: *trade,
                             order: *order,
                             maker,
-                            price_units: *price_units,
+                            yes_price_units: *price_units,
                             qty: *qty,
                             fee_micros: *fee_micros,
-                            kind: kind.clone(),
+                            kind: &kind,
                             ts_micros: ts,
-                        });
+                        };
+                        if let Some((user, fill)) = self.orders.fill(side) {
+                            changes.orders.entry(user).or_default().insert(*order);
+                            changes.fills.entry(user).or_default().push(fill);
+                        }
                     }
                 }
                 Event::Position {
@@ -331,8 +298,11 @@ impl Feed {
             };
             let topic = Topic::Orders(id);
             let seq = self.next(topic, plan);
-            let orders = orders.into_iter().collect();
-            plan.pending.push(Pending::Orders { topic, seq, orders });
+            let bodies: Vec<_> = orders
+                .into_iter()
+                .filter_map(|order| self.orders.body(order))
+                .collect();
+            push_ready(plan, Kind::Event, topic, seq, &json!({ "orders": bodies }));
         }
         for (user, fills) in changes.fills {
             let Some(id) = self.users.get(&user).copied() else {
@@ -340,7 +310,7 @@ impl Feed {
             };
             let topic = Topic::Fills(id);
             let seq = self.next(topic, plan);
-            plan.pending.push(Pending::Fills { topic, seq, fills });
+            push_ready(plan, Kind::Event, topic, seq, &json!({ "fills": fills }));
         }
         for (user, positions) in changes.positions {
             let Some(id) = self.users.get(&user).copied() else {
@@ -382,14 +352,6 @@ fn push_ready(plan: &mut Plan, kind: Kind, topic: Topic, seq: u64, data: &serde_
         seq,
         text: frame(kind, &topic, seq, false, data).into(),
     }));
-}
-
-/// The SCREAMING_SNAKE name serde gives an engine enum.
-fn wire_name<T: serde::Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => text,
-        _ => String::new(),
-    }
 }
 
 const SEQ_UPSERT: &str = "INSERT INTO stream_seqs (topic, seq) VALUES ($1, $2) \

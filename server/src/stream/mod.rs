@@ -16,6 +16,7 @@
 
 pub mod feed;
 pub mod hub;
+pub mod order_states;
 pub mod publisher;
 pub mod redis;
 pub mod snapshot;
