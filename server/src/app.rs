@@ -78,8 +78,7 @@ async fn engine_side(
         }
         None => None,
     };
-    let (publisher, join) =
-        stream::publisher::spawn(db.clone(), hub.clone(), redis, metrics.clone());
+    let (publisher, join) = stream::publisher::spawn(hub.clone(), redis, metrics.clone());
     streams.push(join);
     let (handle, task, recovery) =
         sequencer::start(db.clone(), config.sequencer, metrics.clone(), publisher).await?;

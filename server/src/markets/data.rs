@@ -25,7 +25,7 @@ use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema::{MidPrice, Price, PriceChange, Side, TradeKind};
 use crate::http::{AppState, Error};
 use crate::orders::store::below;
-use crate::sequencer::SequencerError;
+use crate::sequencer::Status;
 use crate::users::rfc3339;
 
 pub const DEPTH_DEFAULT: usize = 20;
@@ -70,21 +70,24 @@ struct BookQuery {
     depth: Option<usize>,
 }
 
-/// Up to `depth` levels per side of the committed book: the engine's on the primary, the
+/// Whether this instance answers market data from the database (a read-only gateway, which
+/// has no engine and so no read model).
+fn from_database(state: &AppState) -> bool {
+    state.sequencer.status() == Status::ReadOnly
+}
+
+/// Up to `depth` levels per side of the committed book: the read model's on the primary, the
 /// projection's on a read-only gateway.
 async fn depth_of(
     state: &AppState,
     market: &Market,
     depth: usize,
 ) -> Result<engine::BookDepth, Error> {
-    match state.sequencer.book(market.engine_id, depth).await {
-        Ok(Some(book)) => Ok(book),
-        Ok(None) => Err(Error::NotFound),
-        Err(SequencerError::ReadOnly) => {
-            committed_depth(&state.db, market.engine_id, market.id, depth).await
-        }
-        Err(error) => Err(error.into()),
+    if from_database(state) {
+        return committed_depth(&state.db, market.engine_id, market.id, depth).await;
     }
+    let data = state.sequencer.market_data().read();
+    data.depth(market.engine_id, depth).ok_or(Error::NotFound)
 }
 
 /// The book as the `orders` projection holds it, with the `book:` stream seq it is valid at.
@@ -349,8 +352,13 @@ async fn ticker(
     Path(id): Path<String>,
 ) -> Result<Json<TickerBody>, Error> {
     let market = existing(&state.db, &id).await?;
-    let book = depth_of(&state, &market, 1).await?;
-    Ok(Json(ticker_of(&state.db, &market, &book).await?))
+    if from_database(&state) {
+        let book = committed_depth(&state.db, market.engine_id, market.id, 1).await?;
+        return Ok(Json(ticker_of(&state.db, &market, &book).await?));
+    }
+    let data = state.sequencer.market_data().read();
+    let ticker = data.ticker(market.engine_id, now_micros());
+    Ok(Json(ticker.ok_or(Error::NotFound)?))
 }
 
 /// The ticker of `market` with `book`'s best levels.
@@ -388,28 +396,43 @@ pub async fn ticker_of(
         }
         None => None,
     };
-    let change24h = match (last, opening) {
-        (Some(last), Some(opening)) => Some(format_rate(
-            i32::try_from(last - opening).map_err(Error::internal)?,
-        )),
-        _ => None,
-    };
-    let price = |units: i64| {
-        u32::try_from(units)
-            .map(format_price)
-            .map_err(Error::internal)
-    };
-    Ok(TickerBody {
-        market_id: market.id,
-        best_bid: bid.map(|bid| format_price(bid.into())),
-        best_ask: ask.map(|ask| format_price(ask.into())),
-        mid: bid
-            .zip(ask)
-            .map(|(bid, ask)| format_half_units(u32::from(bid) + u32::from(ask))),
-        last: last.map(price).transpose()?,
-        volume24h,
-        change24h,
-    })
+    let price = |units: i64| u16::try_from(units).map_err(Error::internal);
+    Ok(TickerBody::new(
+        market.id,
+        bid,
+        ask,
+        last.map(price).transpose()?,
+        u64::try_from(volume24h).map_err(Error::internal)?,
+        opening.map(price).transpose()?,
+    ))
+}
+
+impl TickerBody {
+    /// The ticker of a market with these best prices, last price, 24-hour volume and the
+    /// price the 24 hours opened at (all prices in YES units).
+    pub fn new(
+        market_id: Uuid,
+        bid: Option<u16>,
+        ask: Option<u16>,
+        last: Option<u16>,
+        volume24h: u64,
+        opening: Option<u16>,
+    ) -> TickerBody {
+        let change24h = last
+            .zip(opening)
+            .map(|(last, opening)| format_rate(i32::from(last) - i32::from(opening)));
+        TickerBody {
+            market_id,
+            best_bid: bid.map(|bid| format_price(bid.into())),
+            best_ask: ask.map(|ask| format_price(ask.into())),
+            mid: bid
+                .zip(ask)
+                .map(|(bid, ask)| format_half_units(u32::from(bid) + u32::from(ask))),
+            last: last.map(|last| format_price(last.into())),
+            volume24h: i64::try_from(volume24h).unwrap_or(i64::MAX),
+            change24h,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@
 //! projection write fail on user input (every uniqueness the projections enforce is checked
 //! here or by the engine first).
 
+mod chain;
 mod deadlines;
 mod projection;
 mod recovery;
@@ -44,6 +45,7 @@ use crate::db::{now_micros, Db};
 use crate::metrics::Metrics;
 use crate::orders::store::{FillBody, OrderBody};
 use crate::stream::feed::Feed;
+use crate::stream::market_data::{MarketData, SharedMarketData};
 use crate::stream::publisher::Publisher;
 use deadlines::Deadlines;
 
@@ -164,6 +166,7 @@ pub struct SequencerHandle {
     status: watch::Receiver<Status>,
     metrics: Arc<Metrics>,
     users: KnownUsers,
+    market_data: SharedMarketData,
 }
 
 impl SequencerHandle {
@@ -208,6 +211,11 @@ impl SequencerHandle {
     pub fn known_user(&self, user_id: Uuid) -> Option<UserId> {
         let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
         users.get(&user_id).copied()
+    }
+
+    /// The committed books and tickers (empty on a read-only gateway, which has no engine).
+    pub fn market_data(&self) -> &SharedMarketData {
+        &self.market_data
     }
 
     /// Up to `depth` levels per side of `market`'s committed book (`None`: no such market).
@@ -279,6 +287,7 @@ impl SequencerHandle {
             status,
             metrics,
             users: KnownUsers::default(),
+            market_data: SharedMarketData::default(),
         }
     }
 }
@@ -316,6 +325,9 @@ pub async fn start(
 ) -> Result<(SequencerHandle, SequencerTask, RecoveryReport), RecoveryError> {
     let recovered = recovery::recover(&db).await?;
     let feed = Feed::load(&db, &recovered.engine, &recovered.users).await?;
+    let now = i64::try_from(Clock::new(0).now()).unwrap_or(i64::MAX);
+    let market_data =
+        SharedMarketData::new(MarketData::load(&db, &recovered.engine, feed.markets(), now).await?);
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (status_tx, status_rx) = watch::channel(Status::Running);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
@@ -337,11 +349,13 @@ pub async fn start(
         status: status_tx,
         seq: recovered.seq,
         seq_at_snapshot: recovered.seq_at_snapshot,
+        link: recovered.link,
         clock,
         deadlines,
         users: recovered.users,
         known_users: known_users.clone(),
         created_users: Vec::new(),
+        market_data: market_data.clone(),
         events: Vec::new(),
         feed,
         publisher,
@@ -352,6 +366,7 @@ pub async fn start(
         status: status_rx,
         metrics,
         users: known_users,
+        market_data,
     };
     let task = SequencerTask {
         shutdown: Some(shutdown_tx),
@@ -412,6 +427,8 @@ struct Sequencer {
     /// The last sequence number handed out (and, between batches, committed).
     seq: u64,
     seq_at_snapshot: u64,
+    /// The last committed batch's link in the hash chain.
+    link: String,
     clock: Clock,
     deadlines: Deadlines,
     /// Server user -> engine user, including users created in the batch being built.
@@ -420,6 +437,8 @@ struct Sequencer {
     known_users: KnownUsers,
     /// Users created in the batch being built, for `known_users` once it is committed.
     created_users: Vec<(Uuid, UserId)>,
+    /// Changed right after each commit, before anyone hears of it.
+    market_data: SharedMarketData,
     /// Reused event buffer.
     events: Vec<Event>,
     /// Numbers the stream messages of each batch; `publisher` sends them once committed.
@@ -667,9 +686,9 @@ impl Sequencer {
         entries: &[Entry],
         first_seq: u64,
     ) -> Result<(), projection::CommitError> {
-        let state_hash = self.engine.state_hash();
         let snapshot = if self.seq - self.seq_at_snapshot >= self.config.snapshot_every {
-            Some(projection::encode_snapshot(&self.engine)?)
+            let bytes = projection::encode_snapshot(&self.engine)?;
+            Some((bytes, self.engine.state_hash()))
         } else {
             None
         };
@@ -684,18 +703,21 @@ impl Sequencer {
             None,
             "the order states must follow the engine"
         );
-        let mut projection = projection::Projection::build(entries, &self.engine)?;
+        let mut projection = projection::Projection::build(entries, &self.engine, &self.link)?;
         projection.stream_seqs(&plan.seqs)?;
+        let link = projection.link.clone();
         let batch = projection::Batch {
             first_seq,
             last_seq: self.seq,
-            state_hash,
             snapshot,
             committed_at: now_micros(),
         };
         let with_snapshot = batch.snapshot.is_some();
         projection::commit(&self.db, projection, batch).await?;
-        self.publisher.publish(plan.pending);
+        self.link = link;
+        let now = i64::try_from(self.clock.now()).unwrap_or(i64::MAX);
+        let messages = plan.finish(&mut self.market_data.write(), now);
+        self.publisher.publish(messages);
         if with_snapshot {
             self.seq_at_snapshot = self.seq;
             tracing::info!(seq = self.seq, "snapshot stored");

@@ -1,7 +1,7 @@
 //! The batch writer: turns a batch of applied commands into the SQL that stores it — journal
 //! rows, the projections (accounts, markets, orders, trades, positions, balances, transfers,
-//! settlements, conversions), the batch's state hash and an optional snapshot — and runs it all in ONE
-//! transaction.
+//! settlements, conversions), the batch's chain link, and with a snapshot the full state hash —
+//! and runs it all in ONE transaction.
 //!
 //! Projections are built from the events alone, plus the engine's view of orders still open at
 //! the end of the batch (so an order touched many times is written once, with its final state).
@@ -17,6 +17,7 @@ use engine::{
 };
 use serde::Serialize;
 
+use super::chain::Chain;
 use super::{Entry, Subject};
 use crate::db::{bind_all, now_micros, placeholders, Db, Value};
 use crate::ids::{order_uuid, trade_uuid, transfer_uuid};
@@ -61,9 +62,9 @@ pub fn hash_hex(state_hash: u128) -> String {
 pub(crate) struct Batch {
     pub first_seq: u64,
     pub last_seq: u64,
-    pub state_hash: u128,
-    /// The postcard-encoded snapshot of the state after `last_seq`, when one is due.
-    pub snapshot: Option<Vec<u8>>,
+    /// The postcard-encoded snapshot of the state after `last_seq` and its state hash, when
+    /// one is due.
+    pub snapshot: Option<(Vec<u8>, u128)>,
     pub committed_at: i64,
 }
 
@@ -79,6 +80,8 @@ struct Statement {
 
 pub(crate) struct Projection {
     statements: Vec<Statement>,
+    /// The batch's link in the hash chain.
+    pub link: String,
 }
 
 struct NewOrder {
@@ -116,8 +119,8 @@ struct MarketChange {
     updated_seq: i64,
 }
 
-#[derive(Default)]
 struct Builder {
+    chain: Chain,
     journal: Vec<Vec<Value>>,
     accounts: Vec<Vec<Value>>,
     user_links: Vec<Vec<Value>>,
@@ -133,8 +136,27 @@ struct Builder {
 }
 
 impl Projection {
-    pub(crate) fn build(entries: &[Entry], engine: &Engine) -> Result<Projection, CommitError> {
-        let mut builder = Builder::default();
+    /// The batch of `entries`, the one after the batch whose link is `previous_link`.
+    pub(crate) fn build(
+        entries: &[Entry],
+        engine: &Engine,
+        previous_link: &str,
+    ) -> Result<Projection, CommitError> {
+        let mut builder = Builder {
+            chain: Chain::after(previous_link),
+            journal: Vec::new(),
+            accounts: Vec::new(),
+            user_links: Vec::new(),
+            markets_new: BTreeMap::new(),
+            markets_changed: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            trades: Vec::new(),
+            positions: BTreeMap::new(),
+            balances: BTreeMap::new(),
+            transfers: Vec::new(),
+            settlements: Vec::new(),
+            conversions: Vec::new(),
+        };
         for entry in entries {
             builder.entry(entry)?;
         }
@@ -148,6 +170,8 @@ impl Builder {
         let seq = int(entry.seq)?;
         let command = serde_json::to_string(&entry.command)
             .map_err(|error| broken(format!("command encoding: {error}")))?;
+        self.chain
+            .command(entry.seq, &command, entry.result, &entry.events);
         let result = match entry.result {
             Ok(()) => "OK".to_owned(),
             Err(reject) => reject.code().to_owned(),
@@ -437,6 +461,7 @@ impl Builder {
     fn finish(self, engine: &Engine) -> Result<Projection, CommitError> {
         let mut out = Projection {
             statements: Vec::new(),
+            link: self.chain.link(),
         };
         out.insert(
             "journal (seq, ts_micros, command, result, subject)",
@@ -764,6 +789,7 @@ pub(crate) async fn commit(
     projection: Projection,
     batch: Batch,
 ) -> Result<(), CommitError> {
+    let projection_link = projection.link;
     let mut tx = db.pool.begin().await?;
     for statement in projection.statements {
         bind_all(sqlx::query(&statement.sql), statement.values)
@@ -771,17 +797,20 @@ pub(crate) async fn commit(
             .execute(&mut *tx)
             .await?;
     }
+    let state_hash = batch.snapshot.as_ref().map(|(_, hash)| hash_hex(*hash));
     sqlx::query(
-        "INSERT INTO batches (last_seq, first_seq, state_hash, committed_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO batches (last_seq, first_seq, state_hash, chain_hash, committed_at) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(int(batch.last_seq)?)
     .bind(int(batch.first_seq)?)
-    .bind(hash_hex(batch.state_hash))
+    .bind(state_hash)
+    .bind(&projection_link)
     .bind(batch.committed_at)
     .execute(&mut *tx)
     .await?;
-    if let Some(bytes) = batch.snapshot {
-        insert_snapshot(&mut tx, batch.last_seq, batch.state_hash, bytes).await?;
+    if let Some((bytes, state_hash)) = batch.snapshot {
+        insert_snapshot(&mut tx, batch.last_seq, state_hash, bytes).await?;
     }
     tx.commit().await?;
     Ok(())

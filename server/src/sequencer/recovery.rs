@@ -2,8 +2,10 @@
 //!
 //! Loads the latest snapshot (its stored hash must match the restored engine), replays every
 //! journal row after it (contiguous sequence numbers, and each command must reproduce the
-//! result it had), then checks the state hash against the one stored with the last committed
-//! batch and the projected balances and positions against the engine's. Any mismatch refuses
+//! result it had), recomputing each batch's link in the hash chain ([`super::chain`]) against
+//! the one committed, then checks the full state hash where the last batch stored one (with a
+//! snapshot, or before the chain existed) and the projected balances and positions against the
+//! engine's. Any mismatch refuses
 //! to start with a message saying what differs: serving from a state that disagrees with its
 //! own journal would be worse than not serving. Must never write to the database.
 //!
@@ -14,12 +16,13 @@
 //! verified against the committed batches either way, so skipping never weakens a check; it
 //! only keeps one bad snapshot from taking the exchange down.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use engine::{Command, Engine, MarketId, Snapshot, UserId};
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::chain::{Chain, GENESIS};
 use super::projection::hash_hex;
 use crate::db::Db;
 
@@ -46,12 +49,15 @@ pub struct RecoveryReport {
     pub replayed: u64,
     pub last_seq: u64,
     pub state_hash: String,
+    /// The last batch's link in the hash chain.
+    pub link: String,
 }
 
 pub(super) struct Recovered {
     pub engine: Engine,
     pub seq: u64,
     pub seq_at_snapshot: u64,
+    pub link: String,
     pub users: HashMap<Uuid, UserId>,
     pub report: RecoveryReport,
 }
@@ -63,7 +69,8 @@ fn unsigned(value: i64, what: &str) -> Result<u64, RecoveryError> {
 pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
     let (mut engine, snapshot_seq, snapshots_skipped) = load_snapshot(db).await?;
     let start = snapshot_seq.unwrap_or(0);
-    let seq = replay(db, &mut engine, start).await?;
+    let mut batches = Batches::after(db, start).await?;
+    let seq = replay(db, &mut engine, start, &mut batches).await?;
     let state_hash = hash_hex(engine.state_hash());
     verify_last_batch(db, seq, &state_hash).await?;
     let users = verify_accounts(db, &engine).await?;
@@ -74,6 +81,7 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
         replayed: seq - start,
         last_seq: seq,
         state_hash,
+        link: batches.link.clone(),
     };
     tracing::info!(
         snapshot_seq = ?report.snapshot_seq,
@@ -87,6 +95,7 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
         engine,
         seq,
         seq_at_snapshot: start,
+        link: batches.link,
         users,
         report,
     })
@@ -147,8 +156,104 @@ async fn restore_snapshot(db: &Db, seq: i64) -> Result<Result<Engine, String>, R
     Ok(Ok(engine))
 }
 
-/// Replays every journal row after `after`; returns the last sequence number.
-async fn replay(db: &Db, engine: &mut Engine, after: u64) -> Result<u64, RecoveryError> {
+/// The committed batches after a starting point, checked one by one as the replay reaches them.
+struct Batches {
+    /// The link of the last batch checked (at first, the one the replay starts after).
+    link: String,
+    chain: Chain,
+    /// (first seq, last seq, chain hash, state hash) of the batches still to reach, oldest
+    /// first.
+    ahead: VecDeque<(u64, u64, Option<String>, Option<String>)>,
+}
+
+impl Batches {
+    async fn after(db: &Db, start: u64) -> Result<Batches, RecoveryError> {
+        let start_key = i64::try_from(start).map_err(|_| mismatch("seq overflow"))?;
+        let link = if start == 0 {
+            GENESIS.to_owned()
+        } else {
+            let row = sqlx::query("SELECT state_hash, chain_hash FROM batches WHERE last_seq = $1")
+                .bind(start_key)
+                .fetch_optional(&db.pool)
+                .await?
+                .ok_or_else(|| mismatch(format!("no committed batch ends at seq {start}")))?;
+            stored_link(&row)?.ok_or_else(|| mismatch(format!("batch {start} has neither hash")))?
+        };
+        let rows = sqlx::query(
+            "SELECT first_seq, last_seq, chain_hash, state_hash FROM batches \
+             WHERE last_seq > $1 ORDER BY last_seq",
+        )
+        .bind(start_key)
+        .fetch_all(&db.pool)
+        .await?;
+        let mut ahead = VecDeque::with_capacity(rows.len());
+        for row in rows {
+            ahead.push_back((
+                unsigned(row.try_get("first_seq")?, "batch first seq")?,
+                unsigned(row.try_get("last_seq")?, "batch seq")?,
+                row.try_get("chain_hash")?,
+                row.try_get("state_hash")?,
+            ));
+        }
+        Ok(Batches {
+            chain: Chain::after(&link),
+            link,
+            ahead,
+        })
+    }
+
+    /// Adds a replayed command; at the end of its batch, checks the batch's link.
+    fn replayed(
+        &mut self,
+        seq: u64,
+        text: &str,
+        result: Result<(), engine::Reject>,
+        events: &[engine::Event],
+    ) -> Result<(), RecoveryError> {
+        self.chain.command(seq, text, result, events);
+        let Some((first, last, chain_hash, state_hash)) = self.ahead.pop_front() else {
+            return Ok(());
+        };
+        if seq < first {
+            return Err(mismatch(format!("journal seq {seq} is in no batch")));
+        }
+        if seq < last {
+            self.ahead.push_front((first, last, chain_hash, state_hash));
+            return Ok(());
+        }
+        let link = self.chain.link();
+        self.link = match (chain_hash, state_hash) {
+            (Some(stored), _) if stored != link => {
+                return Err(mismatch(format!(
+                    "batch {last} replays to chain link {link}, but {stored} was committed"
+                )))
+            }
+            (Some(stored), _) => stored,
+            // Committed before the chain existed: its state hash is its link (and is checked
+            // if it is the last batch).
+            (None, Some(state_hash)) => state_hash,
+            (None, None) => return Err(mismatch(format!("batch {last} has neither hash"))),
+        };
+        self.chain = Chain::after(&self.link);
+        Ok(())
+    }
+}
+
+/// A batch's link: its chain hash, or for a batch from before the chain, its state hash.
+fn stored_link(row: &sqlx::any::AnyRow) -> Result<Option<String>, RecoveryError> {
+    let chain: Option<String> = row.try_get("chain_hash")?;
+    let state: Option<String> = row.try_get("state_hash")?;
+    Ok(chain.or(state))
+}
+
+/// Replays every journal row after `after`, checking each batch it completes; returns the
+/// last sequence number.
+async fn replay(
+    db: &Db,
+    engine: &mut Engine,
+    after: u64,
+    batches: &mut Batches,
+) -> Result<u64, RecoveryError> {
     let mut last = after;
     let mut events = Vec::new();
     loop {
@@ -174,7 +279,9 @@ async fn replay(db: &Db, engine: &mut Engine, after: u64) -> Result<u64, Recover
             let command: Command = serde_json::from_str(&text)
                 .map_err(|error| mismatch(format!("journal seq {seq} does not decode: {error}")))?;
             events.clear();
-            let result = match engine.apply(&command, &mut events) {
+            let outcome = engine.apply(&command, &mut events);
+            batches.replayed(seq, &text, outcome, &events)?;
+            let result = match outcome {
                 Ok(()) => "OK",
                 Err(reject) => reject.code(),
             };
@@ -189,6 +296,8 @@ async fn replay(db: &Db, engine: &mut Engine, after: u64) -> Result<u64, Recover
     }
 }
 
+/// The journal must end where the last committed batch does, and where that batch stored the
+/// full state hash, the replay must reach it.
 async fn verify_last_batch(db: &Db, seq: u64, state_hash: &str) -> Result<(), RecoveryError> {
     let row =
         sqlx::query("SELECT last_seq, state_hash FROM batches ORDER BY last_seq DESC LIMIT 1")
@@ -203,18 +312,18 @@ async fn verify_last_batch(db: &Db, seq: u64, state_hash: &str) -> Result<(), Re
         )));
     };
     let last_seq = unsigned(row.try_get("last_seq")?, "batch seq")?;
-    let stored: String = row.try_get("state_hash")?;
+    let stored: Option<String> = row.try_get("state_hash")?;
     if last_seq != seq {
         return Err(mismatch(format!(
             "the last committed batch ends at seq {last_seq}, the journal at {seq}"
         )));
     }
-    if stored != state_hash {
-        return Err(mismatch(format!(
+    match stored {
+        Some(stored) if stored != state_hash => Err(mismatch(format!(
             "replay ends on state hash {state_hash}, but batch {last_seq} committed {stored}"
-        )));
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Projected balances must equal the engine's, one account per engine user.

@@ -5,7 +5,9 @@
 //! returns the topics' new seqs so the commit stores them in `stream_seqs` with the batch. Book
 //! deltas, trades, balances, positions, and orders and fills (from the [`OrderStates`] it keeps
 //! up to date with the same events, which the sequencer's replies read too) are rendered here,
-//! as they stand after each command; tickers are left to the publisher as [`Pending`].
+//! as they stand after each command. It also collects the batch's [`MarketChanges`]; tickers,
+//! which read the market data those changes update, are numbered here and rendered by the
+//! sequencer once the batch is committed and applied.
 //! Must never: read the database after start, or skip or repeat a seq.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +17,7 @@ use serde_json::json;
 use sqlx::Row;
 use uuid::Uuid;
 
+use super::market_data::{MarketChanges, MarketData};
 use super::order_states::{FillSide, OrderStates};
 use super::{frame, Kind, Message, Topic};
 use crate::db::Db;
@@ -26,23 +29,35 @@ use crate::sequencer::{Entry, Subject};
 use crate::transfers::BalanceBody;
 use crate::users::rfc3339;
 
-/// A numbered message, complete or waiting for committed rows.
-#[derive(Debug)]
-pub enum Pending {
-    Ready(Message),
-    /// The market's ticker after a batch that changed its book.
-    Ticker {
-        topic: Topic,
-        seq: u64,
-        market: MarketId,
-    },
-}
-
-/// What one batch publishes, and the seqs to store with it.
+/// What one batch publishes, the seqs to store with it and what it changes in the market data.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub pending: Vec<Pending>,
+    pub messages: Vec<Message>,
+    /// The ticker messages to render once `market` is applied: (topic, seq, market).
+    pub tickers: Vec<(Topic, u64, MarketId)>,
     pub seqs: BTreeMap<String, u64>,
+    pub market: MarketChanges,
+}
+
+impl Plan {
+    /// Once the batch is committed: applies its changes to the market data and returns every
+    /// message, tickers rendered from the data as they now stand at `now_micros`.
+    pub fn finish(self, data: &mut MarketData, now_micros: i64) -> Vec<Message> {
+        data.apply(&self.market);
+        let mut messages = self.messages;
+        for (topic, seq, market) in self.tickers {
+            let Some(ticker) = data.ticker(market, now_micros) else {
+                continue;
+            };
+            let data = serde_json::to_value(ticker).unwrap_or_default();
+            messages.push(Message {
+                topic,
+                seq,
+                text: frame(Kind::Event, &topic, seq, false, &data).into(),
+            });
+        }
+        messages
+    }
 }
 
 pub struct Feed {
@@ -122,7 +137,7 @@ impl Feed {
         let mut plan = Plan::default();
         let mut books_changed = BTreeSet::new();
         for entry in entries {
-            let changes = self.changes(entry);
+            let changes = self.changes(entry, &mut plan.market);
             books_changed.extend(changes.book.keys().copied());
             self.render(changes, &mut plan);
         }
@@ -132,9 +147,14 @@ impl Feed {
             };
             let topic = Topic::Ticker(id);
             let seq = self.next(topic, &mut plan);
-            plan.pending.push(Pending::Ticker { topic, seq, market });
+            plan.tickers.push((topic, seq, market));
         }
         plan
+    }
+
+    /// Every market's id, by engine id.
+    pub fn markets(&self) -> &HashMap<MarketId, Uuid> {
+        &self.markets
     }
 
     /// The open and just-ended orders, as the last planned batch left them.
@@ -149,7 +169,7 @@ impl Feed {
         *seq
     }
 
-    fn changes(&mut self, entry: &Entry) -> Changes {
+    fn changes(&mut self, entry: &Entry, market_changes: &mut MarketChanges) -> Changes {
         let mut changes = Changes::default();
         let ts = i64::try_from(entry.command.ts_micros).unwrap_or(i64::MAX);
         for event in &entry.events {
@@ -162,6 +182,7 @@ impl Feed {
                 Event::MarketCreated { market, .. } => {
                     if let Some(Subject::Market { market_id, .. }) = &entry.subject {
                         self.markets.insert(*market, *market_id);
+                        market_changes.created(*market, *market_id);
                     }
                 }
                 Event::BookLevel {
@@ -171,6 +192,7 @@ impl Feed {
                     price_units,
                     qty,
                 } => {
+                    market_changes.level(*market, *book_seq, *side, *price_units, *qty);
                     let (seq, levels) = changes.book.entry(*market).or_default();
                     *seq = *book_seq;
                     let side = match side {
@@ -211,6 +233,7 @@ impl Feed {
                     ..
                 } => {
                     let kind = wire_name(kind);
+                    market_changes.trade(*market, *price_units, *qty, ts);
                     changes.trades.entry(*market).or_default().push(TradeBody {
                         id: trade_uuid(*trade),
                         price: format_price((*price_units).into()),
@@ -347,11 +370,11 @@ impl Feed {
 }
 
 fn push_ready(plan: &mut Plan, kind: Kind, topic: Topic, seq: u64, data: &serde_json::Value) {
-    plan.pending.push(Pending::Ready(Message {
+    plan.messages.push(Message {
         topic,
         seq,
         text: frame(kind, &topic, seq, false, data).into(),
-    }));
+    });
 }
 
 const SEQ_UPSERT: &str = "INSERT INTO stream_seqs (topic, seq) VALUES ($1, $2) \

@@ -16,6 +16,7 @@
 
 pub mod feed;
 pub mod hub;
+pub mod market_data;
 pub mod order_states;
 pub mod publisher;
 pub mod redis;

@@ -23,8 +23,17 @@ crate::on_both_databases!(
     an_unusable_snapshot_is_skipped_for_an_older_one_then_the_journal,
 );
 
-async fn last_batch_hash(app: &TestApp) -> String {
-    sqlx::query_scalar("SELECT state_hash FROM batches ORDER BY last_seq DESC LIMIT 1")
+/// The last committed batch's link in the hash chain.
+async fn last_batch_link(app: &TestApp) -> String {
+    sqlx::query_scalar("SELECT chain_hash FROM batches ORDER BY last_seq DESC LIMIT 1")
+        .fetch_one(&app.db().pool)
+        .await
+        .unwrap()
+}
+
+/// The full state hash stored with the newest snapshot.
+async fn newest_snapshot_hash(app: &TestApp) -> String {
+    sqlx::query_scalar("SELECT state_hash FROM snapshots ORDER BY seq DESC LIMIT 1")
         .fetch_one(&app.db().pool)
         .await
         .unwrap()
@@ -112,12 +121,14 @@ async fn a_restart_reproduces_the_state_hash_and_the_balances(backend: Backend) 
     assert_eq!(withdraw.status(), StatusCode::CREATED);
     let balance = app.balance(&alice_token).await;
     assert_eq!(balance["available"], "105.000001");
-    let hash = last_batch_hash(&app).await;
+    let link = last_batch_link(&app).await;
 
     // Graceful: the final snapshot covers everything, nothing to replay.
     app.restart().await;
     let recovery = app.server().recovery().expect("a primary").clone();
-    assert_eq!(recovery.state_hash, hash);
+    assert_eq!(recovery.link, link);
+    let state_hash = newest_snapshot_hash(&app).await;
+    assert_eq!(recovery.state_hash, state_hash);
     assert_eq!(recovery.replayed, 0);
     assert_eq!(recovery.snapshot_seq, Some(recovery.last_seq));
     assert_eq!(app.balance(&alice_token).await, balance);
@@ -129,11 +140,13 @@ async fn a_restart_reproduces_the_state_hash_and_the_balances(backend: Backend) 
             StatusCode::CREATED
         );
     }
-    let hash = last_batch_hash(&app).await;
+    let link = last_batch_link(&app).await;
     let balance = app.balance(&alice_token).await;
     app.crash_and_restart().await;
     let recovery = app.server().recovery().expect("a primary").clone();
-    assert_eq!(recovery.state_hash, hash);
+    assert_eq!(recovery.link, link);
+    assert_ne!(recovery.state_hash, state_hash, "three withdrawals later");
+    let state_hash = recovery.state_hash.clone();
     assert!(recovery.replayed > 0, "{recovery:?}");
     assert_eq!(app.balance(&alice_token).await, balance);
 
@@ -146,7 +159,8 @@ async fn a_restart_reproduces_the_state_hash_and_the_balances(backend: Backend) 
     let recovery = app.server().recovery().expect("a primary").clone();
     assert_eq!(recovery.snapshot_seq, None);
     assert_eq!(recovery.replayed, recovery.last_seq);
-    assert_eq!(recovery.state_hash, hash);
+    assert_eq!(recovery.state_hash, state_hash);
+    assert_eq!(recovery.link, link);
     assert_eq!(app.balance(&alice_token).await, balance);
 }
 
@@ -260,10 +274,10 @@ async fn trading_projections_match_the_engine_across_a_crash(backend: Backend) {
         sequencer.submit(resolve, None).await.unwrap().result,
         Ok(())
     );
-    let hash = last_batch_hash(&app).await;
+    let link = last_batch_link(&app).await;
     app.crash_and_restart().await;
     // Recovery compared every projected balance and position with the engine's.
-    assert_eq!(app.server().recovery().expect("a primary").state_hash, hash);
+    assert_eq!(app.server().recovery().expect("a primary").link, link);
     let market_row = sqlx::query("SELECT state, resolution, question FROM markets")
         .fetch_one(&app.db().pool)
         .await
@@ -504,8 +518,8 @@ async fn recovery_refuses_to_start_when_projections_disagree_with_the_journal(ba
         "{refused}"
     );
 
-    // Undo the damage, then tamper with the journal instead: a changed amount replays to a
-    // different state than the batch committed.
+    // Undo the damage, then tamper with the journal instead: a changed amount replays to
+    // another chain link than the batch committed.
     let broken = server::db::Db::connect(&app.config.storage, 1)
         .await
         .unwrap();
@@ -526,7 +540,7 @@ async fn recovery_refuses_to_start_when_projections_disagree_with_the_journal(ba
         .await
         .err()
         .expect("refuses to start");
-    assert!(refused.to_string().contains("state hash"), "{refused}");
+    assert!(refused.to_string().contains("chain link"), "{refused}");
 }
 
 async fn an_unusable_snapshot_is_skipped_for_an_older_one_then_the_journal(backend: Backend) {
