@@ -509,18 +509,20 @@ impl Builder {
              updated_seq = excluded.updated_seq",
             positions,
         );
+        let mut balances = Vec::with_capacity(self.balances.len());
         for (user, (cash, seq)) in self.balances {
-            out.single(
-                "UPDATE accounts SET available_micros = $1, locked_micros = $2, updated_seq = $3 \
-                 WHERE engine_user_id = $4",
-                vec![
-                    Value::Int(cash.available_micros),
-                    Value::Int(cash.locked_micros),
-                    Value::Int(seq),
-                    Value::Int(user.0.into()),
-                ],
-            );
+            balances.push(vec![
+                Value::Int(user.0.into()),
+                Value::Int(cash.available_micros),
+                Value::Int(cash.locked_micros),
+                Value::Int(seq),
+            ]);
         }
+        out.update(
+            "UPDATE accounts SET available_micros = v.column2, locked_micros = v.column3, \
+             updated_seq = v.column4 FROM {values} AS v WHERE engine_user_id = v.column1",
+            balances,
+        );
         out.insert(
             "transfers (id, seq, engine_user_id, kind, amount_micros, created_at)",
             "",
@@ -666,6 +668,7 @@ fn orders(
     engine: &Engine,
 ) -> Result<(), CommitError> {
     let mut inserts = Vec::new();
+    let mut updates = Vec::new();
     for (order, touch) in touched {
         let (price, qty, filled, remaining, status, reason) = order_state(order, &touch, engine)?;
         match &touch.new {
@@ -707,31 +710,32 @@ fn orders(
                     Value::Int(touch.updated_seq),
                 ]);
             }
-            None => out.single(
-                "UPDATE orders SET price_units = COALESCE($1, price_units), qty = $2, \
-                 filled_qty = $3, remaining_qty = $4, status = $5, \
-                 cancel_reason = COALESCE($6, cancel_reason), \
-                 filled_notional_units = filled_notional_units \
-                   + CASE WHEN outcome = 'YES' THEN $7 ELSE $8 END, \
-                 fee_micros = fee_micros + $9, updated_at = $10, updated_seq = $11 \
-                 WHERE engine_order_id = $12",
-                vec![
-                    Value::OptInt(price.map(i64::from)),
-                    Value::Int(int(qty)?),
-                    Value::Int(int(filled)?),
-                    Value::Int(int(remaining)?),
-                    Value::Text(status),
-                    Value::OptText(reason),
-                    Value::Int(int(touch.notional_yes_units)?),
-                    Value::Int(int(touch.notional_no_units)?),
-                    Value::Int(touch.fee_micros),
-                    Value::Int(touch.updated_at),
-                    Value::Int(touch.updated_seq),
-                    Value::Int(int(order.0)?),
-                ],
-            ),
+            None => updates.push(vec![
+                Value::Int(int(order.0)?),
+                Value::OptInt(price.map(i64::from)),
+                Value::Int(int(qty)?),
+                Value::Int(int(filled)?),
+                Value::Int(int(remaining)?),
+                Value::Text(status),
+                Value::OptText(reason),
+                Value::Int(int(touch.notional_yes_units)?),
+                Value::Int(int(touch.notional_no_units)?),
+                Value::Int(touch.fee_micros),
+                Value::Int(touch.updated_at),
+                Value::Int(touch.updated_seq),
+            ]),
         }
     }
+    out.update(
+        "UPDATE orders SET price_units = COALESCE(v.column2, price_units), qty = v.column3, \
+         filled_qty = v.column4, remaining_qty = v.column5, status = v.column6, \
+         cancel_reason = COALESCE(v.column7, cancel_reason), \
+         filled_notional_units = filled_notional_units \
+           + CASE WHEN outcome = 'YES' THEN v.column8 ELSE v.column9 END, \
+         fee_micros = fee_micros + v.column10, updated_at = v.column11, \
+         updated_seq = v.column12 FROM {values} AS v WHERE engine_order_id = v.column1",
+        updates,
+    );
     out.insert(
         "orders (engine_order_id, id, engine_user_id, engine_market_id, client_order_id, side, \
          outcome, order_type, time_in_force, self_trade_prevention, post_only, reduce_only, \
@@ -770,6 +774,20 @@ impl Projection {
             );
             self.statements.push(Statement {
                 sql,
+                values: chunk.into_iter().flatten().collect(),
+            });
+        }
+    }
+
+    /// Multi-row `UPDATE`, in chunks: `{values}` in `sql` becomes a `VALUES` list of `rows`,
+    /// whose columns both databases name `column1`, `column2`, ...
+    fn update(&mut self, sql: &str, rows: Vec<Vec<Value>>) {
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+            let values = format!("(VALUES {})", placeholders(chunk.len(), chunk[0].len()));
+            self.statements.push(Statement {
+                sql: sql.replace("{values}", &values),
                 values: chunk.into_iter().flatten().collect(),
             });
         }
