@@ -1,8 +1,11 @@
-//! The database: one `sqlx::AnyPool` over PostgreSQL or embedded SQLite, and its migrations.
+//! The database: `sqlx::AnyPool`s over PostgreSQL or embedded SQLite, and its migrations.
 //!
 //! Owns connecting (SQLite in WAL mode with `synchronous=FULL`, so a committed batch survives a
 //! power cut), applying the migrations of the right flavour at start, and the few helpers every
-//! query module shares. Queries themselves live beside the code that uses them.
+//! query module shares. Two pools: the requests' (reads, with a statement timeout on
+//! PostgreSQL) and the sequencer's single writer connection, so no amount of request traffic
+//! can make a batch commit wait for a connection. Queries themselves live beside the code that
+//! uses them.
 //!
 //! Portability rules the whole crate follows, so one SQL text runs on both databases:
 //! placeholders are `$1, $2, ...` (SQLite accepts them too); ids are TEXT UUIDs, times BIGINT
@@ -33,9 +36,18 @@ pub enum Backend {
 
 #[derive(Clone, Debug)]
 pub struct Db {
+    /// Requests' reads and their own small writes (sessions, keys, idempotency records). On
+    /// PostgreSQL every statement on it times out after `READ_STATEMENT_TIMEOUT`.
     pub pool: AnyPool,
+    /// The sequencer's one connection: batch commits never wait behind request traffic for
+    /// a connection, and nothing else uses it.
+    pub writer: AnyPool,
     pub backend: Backend,
 }
+
+/// How long a statement on the request pool may run (PostgreSQL; SQLite has no such limit,
+/// but its readers never block the writer in WAL mode).
+pub const READ_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -64,28 +76,20 @@ impl Db {
             }
         };
         let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        for pragma in [
-                            "PRAGMA journal_mode = WAL".to_owned(),
-                            "PRAGMA synchronous = FULL".to_owned(),
-                            "PRAGMA foreign_keys = ON".to_owned(),
-                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
-                        ] {
-                            conn.execute(pragma.as_str()).await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
+        let pool = pool_options(backend, max_connections, Some(READ_STATEMENT_TIMEOUT))
+            .connect_with(options.clone())
+            .await
+            .map_err(DbError::Connect)?;
+        let writer = pool_options(backend, 1, None)
+            .min_connections(1)
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            writer,
+            backend,
+        })
     }
 
     pub async fn migrate(&self) -> Result<(), DbError> {
@@ -101,6 +105,39 @@ impl Db {
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
+}
+
+fn pool_options(
+    backend: Backend,
+    max_connections: u32,
+    statement_timeout: Option<Duration>,
+) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                let mut settings = Vec::new();
+                match backend {
+                    Backend::Sqlite => settings.extend([
+                        "PRAGMA journal_mode = WAL".to_owned(),
+                        "PRAGMA synchronous = FULL".to_owned(),
+                        "PRAGMA foreign_keys = ON".to_owned(),
+                        format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
+                    ]),
+                    Backend::Postgres => {
+                        if let Some(timeout) = statement_timeout {
+                            settings
+                                .push(format!("SET statement_timeout = {}", timeout.as_millis()));
+                        }
+                    }
+                }
+                for setting in settings {
+                    conn.execute(setting.as_str()).await?;
+                }
+                Ok(())
+            })
+        })
 }
 
 /// Microseconds since the Unix epoch, by the wall clock (for audit columns and token expiry;

@@ -22,10 +22,19 @@ use super::{Entry, Subject};
 use crate::db::{bind_all, now_micros, placeholders, Db, Value};
 use crate::ids::{order_uuid, trade_uuid, transfer_uuid};
 
-/// Rows per multi-row INSERT: 400 rows of at most 25 columns stay far below both databases'
-/// bound on parameters per statement (32,766 for SQLite, 65,535 for PostgreSQL).
-const ROWS_PER_INSERT: usize = 400;
+/// Rows per multi-row statement at most: 256 rows of at most 25 columns stay far below both
+/// databases' bound on parameters per statement (32,766 for SQLite, 65,535 for PostgreSQL).
+const ROWS_PER_INSERT: usize = 256;
 const _: () = assert!(ROWS_PER_INSERT * 25 < 32_766);
+const _: () = assert!(ROWS_PER_INSERT.is_power_of_two());
+
+/// The rows of the next chunk of `left`: the largest power of two that fits, so every
+/// statement has one of a few shapes per table and the writer connection prepares each shape
+/// once (parsing a statement of thousands of placeholders costs more than running it).
+fn chunk_rows(left: usize) -> usize {
+    let fits = left.min(ROWS_PER_INSERT);
+    1 << fits.ilog2()
+}
 /// Snapshots kept in the database; older ones are pruned when a new one is stored.
 const SNAPSHOTS_KEPT: i64 = 3;
 
@@ -764,9 +773,12 @@ impl Projection {
 
     /// Multi-row `INSERT INTO {table} VALUES ...{suffix}`, in chunks.
     fn insert(&mut self, table: &str, suffix: &str, rows: Vec<Vec<Value>>) {
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let mut left = rows.len();
+        let mut rows = rows.into_iter();
+        while left > 0 {
+            let take = chunk_rows(left);
+            left -= take;
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(take).collect();
             let columns = chunk[0].len();
             let sql = format!(
                 "INSERT INTO {table} VALUES {}{suffix}",
@@ -782,9 +794,12 @@ impl Projection {
     /// Multi-row `UPDATE`, in chunks: `{values}` in `sql` becomes a `VALUES` list of `rows`,
     /// whose columns both databases name `column1`, `column2`, ...
     fn update(&mut self, sql: &str, rows: Vec<Vec<Value>>) {
-        let mut rows = rows.into_iter().peekable();
-        while rows.peek().is_some() {
-            let chunk: Vec<Vec<Value>> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+        let mut left = rows.len();
+        let mut rows = rows.into_iter();
+        while left > 0 {
+            let take = chunk_rows(left);
+            left -= take;
+            let chunk: Vec<Vec<Value>> = rows.by_ref().take(take).collect();
             let values = format!("(VALUES {})", placeholders(chunk.len(), chunk[0].len()));
             self.statements.push(Statement {
                 sql: sql.replace("{values}", &values),
@@ -808,10 +823,9 @@ pub(crate) async fn commit(
     batch: Batch,
 ) -> Result<(), CommitError> {
     let projection_link = projection.link;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     for statement in projection.statements {
         bind_all(sqlx::query(&statement.sql), statement.values)
-            .persistent(false)
             .execute(&mut *tx)
             .await?;
     }
@@ -864,7 +878,7 @@ async fn insert_snapshot(
 /// A snapshot of the state after `seq`, the last committed command (used at shutdown).
 pub(crate) async fn store_snapshot(db: &Db, engine: &Engine, seq: u64) -> Result<(), CommitError> {
     let bytes = encode_snapshot(engine)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.writer.begin().await?;
     insert_snapshot(&mut tx, seq, engine.state_hash(), bytes).await?;
     tx.commit().await?;
     Ok(())
