@@ -102,6 +102,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         limits: crate::limits::Limits::new(config_limits),
         hub,
         market_ids: crate::markets::MarketIds::default(),
+        key_cache: crate::auth::api_keys::KeyCache::default(),
     }));
     if let Err(error) = prepare_accounts(&state).await {
         stop_engine_side(sequencer, streams).await;

@@ -80,11 +80,8 @@ impl Db {
             .connect_with(options.clone())
             .await
             .map_err(DbError::Connect)?;
-        let writer = pool_options(backend, 1, None)
-            .min_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(DbError::Connect)?;
+        // Connected on first use, from the sequencer's own runtime, so its I/O is driven there.
+        let writer = pool_options(backend, 1, None).connect_lazy_with(options);
         Ok(Db {
             pool,
             writer,

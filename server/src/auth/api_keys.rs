@@ -3,6 +3,14 @@
 //! A key is `pdx_` plus 256 random bits; only its SHA-256 hash and a short display prefix are
 //! stored. Keys are managed only from a login session (a leaked key cannot mint more keys), and
 //! every id is checked against the caller: another user's key is a plain 404.
+//!
+//! A key that authenticated is remembered for `KEY_CACHE_TTL` ([`KeyCache`]), so a bot's
+//! requests do not each look it up; revoking forgets it at once on this instance, and another
+//! instance stops taking it within the TTL.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,7 +27,7 @@ use super::session::{random_token, token_hash};
 use crate::db::now_micros;
 use crate::domain::KeyName;
 use crate::http::error::ErrorBody;
-use crate::http::extractor::{ApiJson, AuthUser};
+use crate::http::extractor::{ApiJson, AuthMethod, AuthUser};
 use crate::http::openapi::{
     BadRequest, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge, Unauthenticated,
     Unprocessable, UnsupportedMediaType,
@@ -223,6 +231,39 @@ async fn revoke(
     if revoked.rows_affected() == 0 {
         return Err(Error::NotFound);
     }
+    state.key_cache.forget(id);
     tracing::info!(key_id = %id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How long a key that authenticated is taken without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Keys remembered at most; past it the cache starts over (it is only a shortcut).
+pub const KEY_CACHE_ENTRIES_MAX: usize = 100_000;
+
+/// Keys that authenticated recently, by key hash.
+#[derive(Default)]
+pub struct KeyCache(Mutex<HashMap<String, (AuthUser, Instant)>>);
+
+impl KeyCache {
+    /// The user of the key with hash `key_hash`, if it authenticated within the TTL.
+    pub fn get(&self, key_hash: &str) -> Option<AuthUser> {
+        let entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (user, at) = entries.get(key_hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| user.clone())
+    }
+
+    pub fn remember(&self, key_hash: String, user: AuthUser) {
+        let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if entries.len() >= KEY_CACHE_ENTRIES_MAX {
+            entries.clear();
+        }
+        entries.insert(key_hash, (user, Instant::now()));
+    }
+
+    /// Forgets the key `key_id` (revoked).
+    pub fn forget(&self, key_id: Uuid) {
+        let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|_, (user, _)| user.method != AuthMethod::ApiKey { key_id });
+    }
 }

@@ -132,6 +132,10 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        // Already authenticated by a layer (the idempotency layer scopes keys by user).
+        if let Some(user) = parts.extensions.get::<AuthUser>() {
+            return Ok(user.clone());
+        }
         authenticate(parts, state).await
     }
 }
@@ -219,11 +223,15 @@ pub async fn by_access_token(state: &AppState, token: &str) -> Result<AuthUser, 
 }
 
 async fn by_api_key(state: &AppState, key: &str) -> Result<AuthUser, Error> {
+    let key_hash = token_hash(key.trim());
+    if let Some(user) = state.key_cache.get(&key_hash) {
+        return Ok(user);
+    }
     let row = sqlx::query(
         "SELECT k.id, k.user_id, u.role FROM api_keys k JOIN users u ON u.id = k.user_id \
          WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
     )
-    .bind(token_hash(key.trim()))
+    .bind(&key_hash)
     .fetch_optional(&state.db.pool)
     .await?;
     let Some(row) = row else {
@@ -232,13 +240,15 @@ async fn by_api_key(state: &AppState, key: &str) -> Result<AuthUser, Error> {
     let key_id: String = row.try_get("id")?;
     let user_id: String = row.try_get("user_id")?;
     let role: String = row.try_get("role")?;
-    Ok(AuthUser {
+    let user = AuthUser {
         user_id: Uuid::parse_str(&user_id).map_err(Error::internal)?,
         role: role_of(&role),
         method: AuthMethod::ApiKey {
             key_id: Uuid::parse_str(&key_id).map_err(Error::internal)?,
         },
-    })
+    };
+    state.key_cache.remember(key_hash, user.clone());
+    Ok(user)
 }
 
 /// Anything but a known admin is a plain user (the column's CHECK allows only the two).

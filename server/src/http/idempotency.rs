@@ -53,11 +53,13 @@ async fn keyed(state: &AppState, request: Request, next: Next) -> Result<Respons
             )
         })?
         .to_owned();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     // Unauthenticated: no user to scope the key to; the handler answers 401 itself.
     let Ok(user) = authenticate(&parts, state).await else {
         return Ok(next.run(Request::from_parts(parts, body)).await);
     };
+    // The handler's `AuthUser` takes it from here instead of authenticating again.
+    parts.extensions.insert(user.clone());
     let bytes = to_bytes(body, BODY_BYTES_MAX)
         .await
         .map_err(|_| Error::PayloadTooLarge)?;

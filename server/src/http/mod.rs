@@ -58,6 +58,7 @@ pub struct Inner {
     /// The real-time streams' fan-out (`/v1/ws`).
     pub hub: Arc<crate::stream::hub::Hub>,
     pub market_ids: crate::markets::MarketIds,
+    pub key_cache: crate::auth::api_keys::KeyCache,
 }
 
 /// Cheap to clone: one `Arc`.

@@ -37,7 +37,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use engine::{BookDepth, Command, Engine, Event, MarketId, Op, OrderId, Reject, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinError};
 use uuid::Uuid;
 
 use crate::config::SequencerConfig;
@@ -293,9 +293,15 @@ impl SequencerHandle {
 }
 
 /// The running task: stop it with `shutdown` (drains and commits what is queued).
+///
+/// It runs on its own thread, in a runtime of its own: the request handlers fill the server's
+/// runtime with short tasks, and a batch's commit is a chain of round trips to its database
+/// connection, each of which would otherwise wait its turn behind them.
 pub struct SequencerTask {
     shutdown: Option<oneshot::Sender<()>>,
-    join: JoinHandle<()>,
+    abort: AbortHandle,
+    /// Answered when the task has ended (and its thread with it).
+    ended: oneshot::Receiver<Result<(), JoinError>>,
 }
 
 impl SequencerTask {
@@ -305,15 +311,45 @@ impl SequencerTask {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
-        if let Err(error) = (&mut self.join).await {
-            tracing::error!(%error, "sequencer task ended abnormally");
+        match self.ended.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "sequencer task ended abnormally"),
+            Err(_) => tracing::error!("sequencer thread ended without a word"),
         }
     }
 
     /// Kills the task where it stands, as a crash would (tests use it to prove durability).
     pub fn abort(self) {
-        self.join.abort();
+        self.abort.abort();
     }
+}
+
+/// Runs `sequencer` on a thread of its own; answers its abort handle and its end.
+async fn spawn_on_own_thread(
+    sequencer: Sequencer,
+    rx: mpsc::Receiver<Request>,
+    shutdown: oneshot::Receiver<()>,
+) -> Result<(AbortHandle, oneshot::Receiver<Result<(), JoinError>>), RecoveryError> {
+    let (started_tx, started) = oneshot::channel();
+    let (ended_tx, ended) = oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(RecoveryError::Thread)?;
+    std::thread::Builder::new()
+        .name("sequencer".to_owned())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let join = tokio::spawn(sequencer.run(rx, shutdown));
+                let _ = started_tx.send(join.abort_handle());
+                let _ = ended_tx.send(join.await);
+            });
+        })
+        .map_err(RecoveryError::Thread)?;
+    let abort = started.await.map_err(|_| {
+        RecoveryError::Thread(std::io::Error::other("the sequencer thread did not start"))
+    })?;
+    Ok((abort, ended))
 }
 
 /// Recovers the engine from the database and starts the task.
@@ -360,7 +396,7 @@ pub async fn start(
         feed,
         publisher,
     };
-    let join = tokio::spawn(sequencer.run(rx, shutdown_rx));
+    let (abort, ended) = spawn_on_own_thread(sequencer, rx, shutdown_rx).await?;
     let handle = SequencerHandle {
         tx,
         status: status_rx,
@@ -370,7 +406,8 @@ pub async fn start(
     };
     let task = SequencerTask {
         shutdown: Some(shutdown_tx),
-        join,
+        abort,
+        ended,
     };
     Ok((handle, task, report))
 }

@@ -35,6 +35,8 @@ pub enum RecoveryError {
     Database(#[from] sqlx::Error),
     #[error("recovery check failed: {0}")]
     Mismatch(String),
+    #[error("cannot start the sequencer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 fn mismatch(text: impl Into<String>) -> RecoveryError {

@@ -119,7 +119,7 @@ impl Feed {
                 books.insert(Topic::Book(*id).to_string(), book.book_seq);
             }
         }
-        let mut tx = db.writer.begin().await?;
+        let mut tx = db.pool.begin().await?;
         for (topic, seq) in &books {
             sqlx::query(SEQ_UPSERT)
                 .bind(topic.as_str())
