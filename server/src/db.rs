@@ -122,12 +122,14 @@ fn pool_options(
                         "PRAGMA foreign_keys = ON".to_owned(),
                         format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"),
                     ]),
-                    Backend::Postgres => {
-                        if let Some(timeout) = statement_timeout {
-                            settings
-                                .push(format!("SET statement_timeout = {}", timeout.as_millis()));
-                        }
-                    }
+                    Backend::Postgres => settings.push(match statement_timeout {
+                        Some(timeout) => format!("SET statement_timeout = {}", timeout.as_millis()),
+                        // The writer's statements are prepared once and run with different row
+                        // counts; a generic plan for `UPDATE ... FROM (VALUES ...)` scans the
+                        // whole table (seen: one sequential scan of `orders` per batch), so
+                        // each run is planned for its own values.
+                        None => "SET plan_cache_mode = force_custom_plan".to_owned(),
+                    }),
                 }
                 for setting in settings {
                     conn.execute(setting.as_str()).await?;

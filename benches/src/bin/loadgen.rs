@@ -4,9 +4,13 @@
 //! bids, one asks, so no order meets its own user's), each funded by the admin and given an
 //! API key. Then each of N workers holds one keep-alive connection and sends WORKLOAD.md's
 //! mix, one request at a time: GTC limit orders at 0.490-0.510 (about half cross), cancels of
-//! its own resting orders, market orders. Optionally K WebSocket clients follow the market's
-//! trades. Last, the same N connections request `GET /healthz` for a few seconds: the
-//! server's ceiling on this machine, measured in the same run.
+//! its own resting orders, market orders. Optionally: `--resting R` first rests R orders far
+//! from that range (bids at 0.010-0.300, asks at 0.700-0.990, through the batch endpoint), so
+//! the books hold R orders throughout; K WebSocket clients follow the market's trades; and
+//! `--readers M` anonymous clients read the market's book, ticker, candles and trades over M
+//! concurrent connections while the orders run, their answers counted by status. Last, the
+//! same N connections request `GET /healthz` for a few seconds: the server's ceiling on this
+//! machine, measured in the same run.
 //!
 //! The server needs its rate limits raised for this (RATE_LIMIT_AUTH_PER_MINUTE,
 //! RATE_LIMIT_ORDERS_PER_SECOND); the admin comes from `--admin-email`/`--admin-password` or
@@ -54,6 +58,12 @@ struct Args {
     /// WebSocket clients following the market's trades.
     #[arg(long, default_value_t = 0)]
     subscribers: u64,
+    /// Orders to rest far from the traded range before the load (the books' depth).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
+    resting: u64,
+    /// Anonymous market-data readers, each on its own connection, during the load.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    readers: u64,
     /// Seconds of `GET /healthz` at the end, over the same number of connections.
     #[arg(long, default_value_t = 3)]
     healthz_seconds: u64,
@@ -86,6 +96,13 @@ struct Report {
     errors: std::collections::BTreeMap<String, u64>,
     windows: Vec<Window>,
     subscribers: u64,
+    resting: u64,
+    readers: u64,
+    reads: u64,
+    reads_per_sec: f64,
+    read_p99_ms: Option<f64>,
+    /// Readers' answers other than 200, by status.
+    read_errors: std::collections::BTreeMap<String, u64>,
     stream_messages: u64,
     stream_p50_ms: Option<f64>,
     stream_p99_ms: Option<f64>,
@@ -106,10 +123,13 @@ async fn main() -> ExitCode {
             } else {
                 print_report(&report);
             }
-            if report.errors.is_empty() {
+            if report.errors.is_empty() && report.read_errors.is_empty() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("unexpected errors: {:?}", report.errors);
+                eprintln!(
+                    "unexpected errors: {:?}; readers: {:?}",
+                    report.errors, report.read_errors
+                );
                 ExitCode::FAILURE
             }
         }
@@ -155,8 +175,13 @@ async fn run(args: &Args) -> Result<Report, String> {
             .await?;
         traders.push(Trader { bid_key, ask_key });
     }
+    rest_ladder(args, &api, &market, &traders).await?;
     // Printed once setup is over, so a profiler can start on this line and see only the load.
-    eprintln!("setup: market {market}, {} users", 2 * args.connections);
+    eprintln!(
+        "setup: market {market}, {} users, {} resting orders",
+        2 * args.connections,
+        args.resting
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let stream = Arc::new(StreamTally::default());
@@ -165,6 +190,25 @@ async fn run(args: &Args) -> Result<Report, String> {
         let url = ws_url(&args.url);
         let following = follow_trades(url, market.clone(), stop.clone(), stream.clone());
         subscribers.push(tokio::spawn(following));
+    }
+
+    let reads = Arc::new(ReadTally::default());
+    let mut readers = Vec::new();
+    let reader_client = reqwest::Client::builder()
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| e.to_string())?;
+    for reader in 0..args.readers {
+        let read = read_market(
+            reader_client.clone(),
+            args.url.trim_end_matches('/').to_owned(),
+            market.clone(),
+            reader,
+            stop.clone(),
+            reads.clone(),
+        );
+        readers.push(tokio::spawn(read));
     }
 
     let acknowledged = Arc::new(AtomicU64::new(0));
@@ -197,6 +241,12 @@ async fn run(args: &Args) -> Result<Report, String> {
     for subscriber in subscribers {
         let _ = subscriber.await;
     }
+    for reader in readers {
+        let _ = reader.await;
+    }
+    let mut read_latencies = std::mem::take(&mut *reads.latencies_us.lock().expect("lock"));
+    read_latencies.sort_unstable();
+    let read_errors = std::mem::take(&mut *reads.errors.lock().expect("lock"));
     let healthz_per_sec = healthz_ceiling(args, timeout).await?;
 
     tally.order_latencies_us.sort_unstable();
@@ -227,12 +277,126 @@ async fn run(args: &Args) -> Result<Report, String> {
         errors: tally.errors,
         windows,
         subscribers: args.subscribers,
+        resting: args.resting,
+        readers: args.readers,
+        reads: read_latencies.len() as u64,
+        reads_per_sec: read_latencies.len() as f64 / seconds,
+        read_p99_ms: (!read_latencies.is_empty())
+            .then(|| percentile(&read_latencies, 990) as f64 / 1_000.0),
+        read_errors,
         stream_messages: stream.messages.load(Ordering::Relaxed),
         stream_p50_ms: stream_ms(500),
         stream_p99_ms: stream_ms(990),
         healthz_per_sec,
         orders_vs_healthz: orders_per_sec / healthz_per_sec.max(f64::MIN_POSITIVE),
     })
+}
+
+/// Orders per batch request while resting the ladder.
+const LADDER_BATCH: u64 = 100;
+
+/// Rests `--resting` orders far from the traded range: bids at 0.010-0.300 and asks at
+/// 0.700-0.990 (YES prices), one share each, spread over the traders, 100 per batch request.
+async fn rest_ladder(
+    args: &Args,
+    api: &Api,
+    market: &str,
+    traders: &[Trader],
+) -> Result<(), String> {
+    let mut placed = 0;
+    let mut batch = 0u64;
+    while placed < args.resting {
+        let trader = &traders[(batch as usize) % traders.len()];
+        let bid = batch % 2 == 0;
+        let count = LADDER_BATCH.min(args.resting - placed);
+        let place: Vec<Value> = (0..count)
+            .map(|n| {
+                // Ticks of 0.001: YES bids at 0.010-0.300; NO bids there are YES asks at
+                // 0.700-0.990.
+                let ticks = 10 + (batch / 2 * LADDER_BATCH + n) % 291;
+                let outcome = if bid { "YES" } else { "NO" };
+                json!({
+                    "marketId": market, "side": "BUY", "outcome": outcome, "type": "LIMIT",
+                    "price": format!("0.{ticks:03}"), "qty": 1, "timeInForce": "GTC",
+                })
+            })
+            .collect();
+        let key = if bid {
+            &trader.bid_key
+        } else {
+            &trader.ask_key
+        };
+        let answer = api
+            .send(
+                Method::POST,
+                "/v1/orders/batch",
+                Credential::ApiKey(key),
+                Some(&json!({ "place": place })),
+            )
+            .await?;
+        let rested = answer.body["place"].as_array().map_or(0, |items| {
+            items
+                .iter()
+                .filter(|item| item.get("order").is_some())
+                .count()
+        });
+        if !answer.status.is_success() || rested as u64 != count {
+            return Err(format!(
+                "resting the ladder: {} {}",
+                answer.status, answer.body
+            ));
+        }
+        placed += count;
+        batch += 1;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct ReadTally {
+    latencies_us: std::sync::Mutex<Vec<u32>>,
+    errors: std::sync::Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+/// One anonymous reader: the market's book, ticker, candles and trades in turn, one request
+/// at a time, until `stop`.
+async fn read_market(
+    client: reqwest::Client,
+    base: String,
+    market: String,
+    reader: u64,
+    stop: Arc<AtomicBool>,
+    tally: Arc<ReadTally>,
+) {
+    let paths = [
+        format!("{base}/v1/markets/{market}/book"),
+        format!("{base}/v1/markets/{market}/ticker"),
+        format!("{base}/v1/markets/{market}/candles?interval=1m"),
+        format!("{base}/v1/markets/{market}/trades"),
+    ];
+    let mut latencies = Vec::new();
+    let mut next = reader as usize;
+    while !stop.load(Ordering::Relaxed) {
+        let started = Instant::now();
+        let status = match client.get(&paths[next % paths.len()]).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let _ = response.bytes().await;
+                status.as_u16().to_string()
+            }
+            Err(error) if error.is_timeout() => "timeout".to_owned(),
+            Err(_) => "connection".to_owned(),
+        };
+        next += 1;
+        if status == "200" {
+            let micros = started.elapsed().as_micros();
+            latencies.push(u32::try_from(micros).unwrap_or(u32::MAX));
+        } else {
+            let mut errors = tally.errors.lock().expect("lock");
+            *errors.entry(status).or_default() += 1;
+        }
+    }
+    tally.latencies_us.lock().expect("lock").extend(latencies);
 }
 
 /// One worker: its connection, its two users, its own seeded draws.
@@ -502,6 +666,16 @@ fn print_report(report: &Report) {
         "{} cancels; expected rejects {:?}; errors {:?}",
         report.cancels, report.expected_rejects, report.errors
     );
+    if report.readers > 0 {
+        println!(
+            "{} readers: {} reads ({:.0}/s), p99 {:?} ms; answers other than 200: {:?}",
+            report.readers,
+            report.reads,
+            report.reads_per_sec,
+            report.read_p99_ms,
+            report.read_errors
+        );
+    }
     if report.subscribers > 0 {
         println!(
             "{} subscribers: {} trade messages, delivery p50 {:?} ms, p99 {:?} ms",
