@@ -37,7 +37,7 @@ use crate::http::schema::{AveragePrice, Cash, MidPrice};
 use crate::http::{AppState, Error};
 use crate::markets::data::{committed_depth, format_half_units};
 use crate::markets::{self, MarketPath};
-use crate::sequencer::SequencerError;
+use crate::sequencer::Status;
 use crate::users::{self, rfc3339};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -254,15 +254,10 @@ fn convert(books: &mut BTreeMap<i64, Book>, row: &sqlx::any::AnyRow) -> Result<(
 /// The mark in YES price units times two: the mid, else the last trade.
 async fn mark_x2(state: &AppState, market: i64, market_id: Uuid) -> Result<Option<i64>, Error> {
     let engine_market = MarketId(u32::try_from(market).map_err(Error::internal)?);
-    // A busy sequencer is no reason to fail (this also answers committed splits and merges):
-    // the mark falls back to the last trade. A gateway reads the committed book instead.
-    let book = match state.sequencer.book(engine_market, 1).await {
-        Ok(book) => book,
-        Err(SequencerError::ReadOnly) => {
-            Some(committed_depth(&state.db, engine_market, market_id, 1).await?)
-        }
-        Err(SequencerError::Overloaded | SequencerError::Stopped) => None,
-        Err(error) => return Err(error.into()),
+    // The read model's committed book; a gateway, which has none, reads the projection.
+    let book = match state.sequencer.status() {
+        Status::ReadOnly => Some(committed_depth(&state.db, engine_market, market_id, 1).await?),
+        _ => state.sequencer.market_data().read().depth(engine_market, 1),
     };
     if let Some(book) = book {
         if let (Some((bid, _)), Some((ask, _))) = (book.bids.first(), book.asks.first()) {

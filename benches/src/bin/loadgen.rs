@@ -58,7 +58,8 @@ struct Args {
     /// WebSocket clients following the market's trades.
     #[arg(long, default_value_t = 0)]
     subscribers: u64,
-    /// Orders to rest far from the traded range before the load (the books' depth).
+    /// Orders to rest far from the traded range before the load (the books' depth), from
+    /// users of their own: one per 500 orders.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=10_000_000))]
     resting: u64,
     /// Anonymous market-data readers, each on its own connection, during the load.
@@ -175,7 +176,7 @@ async fn run(args: &Args) -> Result<Report, String> {
             .await?;
         traders.push(Trader { bid_key, ask_key });
     }
-    rest_ladder(args, &api, &market, &traders).await?;
+    rest_ladder(args, &api, &admin, &market, run_id).await?;
     // Printed once setup is over, so a profiler can start on this line and see only the load.
     eprintln!(
         "setup: market {market}, {} users, {} resting orders",
@@ -295,59 +296,60 @@ async fn run(args: &Args) -> Result<Report, String> {
 /// Orders per batch request while resting the ladder.
 const LADDER_BATCH: u64 = 100;
 
-/// Rests `--resting` orders far from the traded range: bids at 0.010-0.300 and asks at
-/// 0.700-0.990 (YES prices), one share each, spread over the traders, 100 per batch request.
+/// Rests `--resting` orders far from the traded range, one share each, from users of their
+/// own (each up to the engine's default open-order limit): YES bids at 0.010-0.300 and NO
+/// bids at 0.010-0.300, which are YES asks at 0.700-0.990, 100 per batch request.
 async fn rest_ladder(
     args: &Args,
     api: &Api,
+    admin: &str,
     market: &str,
-    traders: &[Trader],
+    run_id: u128,
 ) -> Result<(), String> {
+    let per_user = u64::from(engine::units::OPEN_ORDERS_PER_USER_DEFAULT);
     let mut placed = 0;
-    let mut batch = 0u64;
+    let mut user = 0;
     while placed < args.resting {
-        let trader = &traders[(batch as usize) % traders.len()];
-        let bid = batch % 2 == 0;
-        let count = LADDER_BATCH.min(args.resting - placed);
-        let place: Vec<Value> = (0..count)
-            .map(|n| {
-                // Ticks of 0.001: YES bids at 0.010-0.300; NO bids there are YES asks at
-                // 0.700-0.990.
-                let ticks = 10 + (batch / 2 * LADDER_BATCH + n) % 291;
-                let outcome = if bid { "YES" } else { "NO" };
-                json!({
-                    "marketId": market, "side": "BUY", "outcome": outcome, "type": "LIMIT",
-                    "price": format!("0.{ticks:03}"), "qty": 1, "timeInForce": "GTC",
-                })
-            })
-            .collect();
-        let key = if bid {
-            &trader.bid_key
-        } else {
-            &trader.ask_key
-        };
-        let answer = api
-            .send(
-                Method::POST,
-                "/v1/orders/batch",
-                Credential::ApiKey(key),
-                Some(&json!({ "place": place })),
-            )
+        let key = api
+            .funded_user(admin, &format!("load-{run_id}-ladder-{user}@example.com"))
             .await?;
-        let rested = answer.body["place"].as_array().map_or(0, |items| {
-            items
-                .iter()
-                .filter(|item| item.get("order").is_some())
-                .count()
-        });
-        if !answer.status.is_success() || rested as u64 != count {
-            return Err(format!(
-                "resting the ladder: {} {}",
-                answer.status, answer.body
-            ));
+        let mut mine = 0;
+        while mine < per_user && placed < args.resting {
+            let count = LADDER_BATCH.min(per_user - mine).min(args.resting - placed);
+            let place: Vec<Value> = (0..count)
+                .map(|n| {
+                    let at = placed + n;
+                    let outcome = if at % 2 == 0 { "YES" } else { "NO" };
+                    let ticks = 10 + (at / 2) % 291;
+                    json!({
+                        "marketId": market, "side": "BUY", "outcome": outcome,
+                        "type": "LIMIT", "price": format!("0.{ticks:03}"), "qty": 1,
+                        "timeInForce": "GTC",
+                    })
+                })
+                .collect();
+            let answer = api
+                .send(
+                    Method::POST,
+                    "/v1/orders/batch",
+                    Credential::ApiKey(&key),
+                    Some(&json!({ "place": place })),
+                )
+                .await?;
+            let rested = answer.body["place"].as_array().map_or(0, |items| {
+                items
+                    .iter()
+                    .filter(|item| item.get("order").is_some())
+                    .count()
+            });
+            if !answer.status.is_success() || rested as u64 != count {
+                let status = answer.status;
+                return Err(format!("resting the ladder: {status} {}", answer.body));
+            }
+            mine += count;
+            placed += count;
         }
-        placed += count;
-        batch += 1;
+        user += 1;
     }
     Ok(())
 }

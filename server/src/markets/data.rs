@@ -1,11 +1,11 @@
 //! Market data over HTTP: `GET /v1/markets/{id}/book`, `/trades` and `/ticker`.
 //!
-//! Public (no login). The book comes from the engine's committed state through the sequencer's
-//! read path (on a read-only gateway, from the `orders` projection), with the market's
-//! `book_seq` so a client can join the WebSocket stream; trades and the ticker's last price
-//! and 24-hour figures come from the committed `trades` projection. The same readers build
-//! the WebSocket snapshots. Everything is in YES prices. Must never show a level or trade that
-//! is not yet committed.
+//! Public (no login). On the primary the book and the ticker come from the in-memory read model
+//! ([`crate::stream::market_data`]), updated after each commit; on a read-only gateway, from the
+//! `orders` and `trades` projections. The book carries the market's `book_seq` so a client can
+//! join the WebSocket stream. Trades are read from the `trades` projection by index. The
+//! database readers also build the WebSocket snapshots. Everything is in YES prices. Must never
+//! show a level or trade that is not yet committed.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -76,20 +76,6 @@ fn from_database(state: &AppState) -> bool {
     state.sequencer.status() == Status::ReadOnly
 }
 
-/// Up to `depth` levels per side of the committed book: the read model's on the primary, the
-/// projection's on a read-only gateway.
-async fn depth_of(
-    state: &AppState,
-    market: &Market,
-    depth: usize,
-) -> Result<engine::BookDepth, Error> {
-    if from_database(state) {
-        return committed_depth(&state.db, market.engine_id, market.id, depth).await;
-    }
-    let data = state.sequencer.market_data().read();
-    data.depth(market.engine_id, depth).ok_or(Error::NotFound)
-}
-
 /// The book as the `orders` projection holds it, with the `book:` stream seq it is valid at.
 /// One statement reads both, so they agree on either database.
 pub async fn committed_depth(
@@ -142,9 +128,9 @@ pub async fn committed_depth(
     Ok(book)
 }
 
-pub fn book_body(market: &Market, book: &engine::BookDepth) -> BookBody {
+pub fn book_body(market_id: Uuid, book: &engine::BookDepth) -> BookBody {
     BookBody {
-        market_id: market.id,
+        market_id,
         seq: book.book_seq,
         bids: levels(&book.bids),
         asks: levels(&book.asks),
@@ -188,9 +174,19 @@ async fn book(
     if !(1..=DEPTH_MAX).contains(&depth) {
         return Err(Error::validation("depth", "must be from 1 to 500"));
     }
-    let market = existing(&state.db, &id).await?;
-    let book = depth_of(&state, &market, depth).await?;
-    Ok(Json(book_body(&market, &book)))
+    if from_database(&state) {
+        let market = existing(&state.db, &id).await?;
+        let book = committed_depth(&state.db, market.engine_id, market.id, depth).await?;
+        return Ok(Json(book_body(market.id, &book)));
+    }
+    let market = super::engine_id(&state, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let data = state.sequencer.market_data().read();
+    let (Some(market_id), Some(book)) = (data.market_id(market), data.depth(market, depth)) else {
+        return Err(Error::NotFound);
+    };
+    Ok(Json(book_body(market_id, &book)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -351,13 +347,16 @@ async fn ticker(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<TickerBody>, Error> {
-    let market = existing(&state.db, &id).await?;
     if from_database(&state) {
+        let market = existing(&state.db, &id).await?;
         let book = committed_depth(&state.db, market.engine_id, market.id, 1).await?;
         return Ok(Json(ticker_of(&state.db, &market, &book).await?));
     }
+    let market = super::engine_id(&state, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
     let data = state.sequencer.market_data().read();
-    let ticker = data.ticker(market.engine_id, now_micros());
+    let ticker = data.ticker(market, now_micros());
     Ok(Json(ticker.ok_or(Error::NotFound)?))
 }
 

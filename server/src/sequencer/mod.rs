@@ -4,8 +4,11 @@
 //! immediate `Overloaded`, never an unbounded buffer. The task takes whatever is queued (up to
 //! `batch_max`), stamps each command with the next sequence number and a timestamp from its own
 //! never-decreasing clock, applies it, and commits the whole batch — journal rows, projections,
-//! the batch's state hash and sometimes a snapshot — in ONE transaction (group commit). Only
-//! after that commit does any submitter get its answer: durability before visibility.
+//! the batch's hash-chain link and sometimes a snapshot — in ONE transaction (group commit) on
+//! its own connection. Only after that commit does any submitter get its answer, typed for what
+//! it asked (a command's carries the orders it touched, as the batch left them), and the
+//! market-data read model and the streams see the batch: durability before visibility. The task
+//! runs on a thread and runtime of its own ([`SequencerTask`]).
 //!
 //! A failed commit is fail-stop: the engine has moved past what the database holds, so the task
 //! answers `Stopped` to the whole batch and to everything after it, marks itself failed (readyz
@@ -16,9 +19,9 @@
 //! events (GTD expiries, market close times) and, every `tick_interval`, sends a journaled `Tick`
 //! when one is due, so quiet books expire on time without journaling an idle tick every second.
 //!
-//! Reads that need the engine itself (book depth, queue positions) are queued like commands but
-//! answered before the batch they arrive in is applied, so they see exactly the last committed
-//! state, never a command that is not yet durable. They are not journaled.
+//! Reads that need the engine itself (queue positions) are queued like commands but answered
+//! before the batch they arrive in is applied, so they see exactly the last committed state,
+//! never a command that is not yet durable. They are not journaled.
 //!
 //! Must never: acknowledge before commit, apply a command it does not journal, or let a
 //! projection write fail on user input (every uniqueness the projections enforce is checked
@@ -34,7 +37,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use engine::{BookDepth, Command, Engine, Event, MarketId, Op, OrderId, Reject, UserId};
+use engine::{Command, Engine, Event, Op, OrderId, Reject, UserId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinError};
@@ -136,12 +139,6 @@ enum Request {
         user_id: Uuid,
         reply: Answer<UserId>,
     },
-    /// Up to `depth` levels per side of a market's book (`None`: no such market).
-    Book {
-        market: MarketId,
-        depth: usize,
-        reply: Answer<Option<BookDepth>>,
-    },
     /// Shares ahead of each order at its level (`None` for an order that does not rest).
     QueuePositions {
         orders: Vec<OrderId>,
@@ -151,7 +148,7 @@ enum Request {
 
 impl Request {
     fn is_read(&self) -> bool {
-        matches!(self, Request::Book { .. } | Request::QueuePositions { .. })
+        matches!(self, Request::QueuePositions { .. })
     }
 }
 
@@ -216,20 +213,6 @@ impl SequencerHandle {
     /// The committed books and tickers (empty on a read-only gateway, which has no engine).
     pub fn market_data(&self) -> &SharedMarketData {
         &self.market_data
-    }
-
-    /// Up to `depth` levels per side of `market`'s committed book (`None`: no such market).
-    pub async fn book(
-        &self,
-        market: MarketId,
-        depth: usize,
-    ) -> Result<Option<BookDepth>, SequencerError> {
-        self.request(|reply| Request::Book {
-            market,
-            depth,
-            reply,
-        })
-        .await
     }
 
     /// Shares ahead of each order at its level, as committed (`None` where it does not rest).
@@ -612,13 +595,6 @@ impl Sequencer {
     fn answer_read(&self, request: Request) {
         // A submitter that went away no longer wants the answer.
         match request {
-            Request::Book {
-                market,
-                depth,
-                reply,
-            } => {
-                let _ = reply.send(Ok(self.engine.book_depth(market, depth)));
-            }
             Request::QueuePositions { orders, reply } => {
                 let positions = orders
                     .iter()
@@ -809,9 +785,6 @@ impl Request {
                 }
             }
             Request::EnsureUser { reply, .. } => {
-                let _ = reply.send(Err(SequencerError::Stopped));
-            }
-            Request::Book { reply, .. } => {
                 let _ = reply.send(Err(SequencerError::Stopped));
             }
             Request::QueuePositions { reply, .. } => {

@@ -263,6 +263,11 @@ impl MarketData {
         }
     }
 
+    /// The market's public id (`None`: no such market).
+    pub fn market_id(&self, market: MarketId) -> Option<Uuid> {
+        self.markets.get(&market).map(|live| live.id)
+    }
+
     /// Up to `depth` levels per side, best first (`None`: no such market).
     pub fn depth(&self, market: MarketId, depth: usize) -> Option<BookDepth> {
         let live = self.markets.get(&market)?;

@@ -32,7 +32,7 @@ pub async fn read(state: &AppState, topic: Topic) -> Result<Snapshot, Error> {
         Topic::Book(market_id) => {
             let market = markets::existing(db, &market_id.to_string()).await?;
             let book = data::committed_depth(db, market.engine_id, market.id, usize::MAX).await?;
-            let body = data::book_body(&market, &book);
+            let body = data::book_body(market.id, &book);
             Ok(Snapshot {
                 seq: book.book_seq,
                 data: Some(serde_json::to_value(body).map_err(Error::internal)?),
