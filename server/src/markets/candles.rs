@@ -1,5 +1,7 @@
 //! `GET /v1/markets/{id}/candles?interval=1m&from=&to=`: OHLCV candles of YES prices from the
-//! committed trades.
+//! committed trades: on the primary from the read model's minute candles when it holds the
+//! range ([`crate::stream::market_data`]), else (older ranges, a gateway) aggregated by the
+//! database from the `trades` projection by index.
 //!
 //! Intervals are 1m, 5m, 15m, 1h, 4h and 1d, aligned to the Unix epoch (UTC). `to` defaults to
 //! now and is never later than the current interval; `from` defaults to 100 intervals before
@@ -19,12 +21,13 @@ use utoipa_axum::routes;
 
 use super::data::price_at;
 use super::{existing, MarketPath};
-use crate::db::now_micros;
+use crate::db::{now_micros, Db};
 use crate::domain::{format_price, parse_time_micros};
 use crate::http::extractor::ApiQuery;
 use crate::http::openapi::{BadRequest, Internal, NotFound, Unprocessable};
 use crate::http::schema::{CandleInterval, Price};
 use crate::http::{AppState, Error};
+use crate::sequencer::Status;
 use crate::users::rfc3339;
 
 /// Most candles one request may ask for.
@@ -209,10 +212,16 @@ async fn candles(
             format!("at most {CANDLES_MAX} intervals per request"),
         ));
     }
-    let market = existing(&state.db, &id).await?;
-    let engine_id = i64::from(market.engine_id.0);
-    let traded = traded(&state, engine_id, step, first, last).await?;
-    let prior = price_at(&state.db, engine_id, first * step - 1).await?;
+    let (traded, prior) = match from_memory(&state, &id, step, first, last).await? {
+        Some(found) => found,
+        None => {
+            let market = existing(&state.db, &id).await?;
+            let engine_id = i64::from(market.engine_id.0);
+            let traded = traded(&state.db, engine_id, step, first, last).await?;
+            let prior = price_at(&state.db, engine_id, first * step - 1).await?;
+            (traded, prior)
+        }
+    };
     let candles = fill(&traded, first, last, prior)
         .into_iter()
         .map(|candle| body(candle, step))
@@ -223,6 +232,24 @@ async fn candles(
     }))
 }
 
+/// The primary's read model's candles, when it holds the whole range (a gateway has none).
+async fn from_memory(
+    state: &AppState,
+    id: &str,
+    step: i64,
+    first: i64,
+    last: i64,
+) -> Result<Option<(Vec<Traded>, Option<i64>)>, Error> {
+    if state.sequencer.status() == Status::ReadOnly {
+        return Ok(None);
+    }
+    let Some(market) = super::engine_id(state, id).await? else {
+        return Err(Error::NotFound);
+    };
+    let data = state.sequencer.market_data().read();
+    Ok(data.candles(market, step, first, last))
+}
+
 /// The interval holding the instant just before `to` (so `to` itself is exclusive).
 fn bucket_before(to_micros: u64, step: i64) -> i64 {
     (to_micros as i64 - 1).max(0) / step
@@ -230,8 +257,8 @@ fn bucket_before(to_micros: u64, step: i64) -> i64 {
 
 /// The intervals from `first` to `last` that had trades, in one aggregate query: extremes and
 /// volume per interval, open and close from its first and last trade.
-async fn traded(
-    state: &AppState,
+pub async fn traded(
+    db: &Db,
     market: i64,
     step: i64,
     first: i64,
@@ -253,7 +280,7 @@ async fn traded(
     .bind(step)
     .bind(first * step)
     .bind((last + 1) * step)
-    .fetch_all(&state.db.pool)
+    .fetch_all(&db.pool)
     .await?;
     rows.iter()
         .map(|row| {

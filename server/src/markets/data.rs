@@ -313,7 +313,7 @@ pub fn format_half_units(units_x2: u32) -> String {
 }
 
 /// The YES price of the latest trade at or before `at` (the latest of all with `i64::MAX`).
-pub(super) async fn price_at(db: &Db, market: i64, at: i64) -> Result<Option<i64>, Error> {
+pub async fn price_at(db: &Db, market: i64, at: i64) -> Result<Option<i64>, Error> {
     let row = sqlx::query(
         "SELECT price_units FROM trades WHERE engine_market_id = $1 AND created_at <= $2 \
          ORDER BY engine_trade_id DESC LIMIT 1",

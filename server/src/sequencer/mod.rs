@@ -345,8 +345,11 @@ pub async fn start(
     let recovered = recovery::recover(&db).await?;
     let feed = Feed::load(&db, &recovered.engine, &recovered.users).await?;
     let now = i64::try_from(Clock::new(0).now()).unwrap_or(i64::MAX);
-    let market_data =
-        SharedMarketData::new(MarketData::load(&db, &recovered.engine, feed.markets(), now).await?);
+    let market_data = SharedMarketData::new(
+        MarketData::load(&db, &recovered.engine, feed.markets(), now)
+            .await
+            .map_err(|error| RecoveryError::MarketData(error.to_string()))?,
+    );
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (status_tx, status_rx) = watch::channel(Status::Running);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();

@@ -37,6 +37,8 @@ pub enum RecoveryError {
     Mismatch(String),
     #[error("cannot start the sequencer thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot load the market data: {0}")]
+    MarketData(String),
 }
 
 fn mismatch(text: impl Into<String>) -> RecoveryError {
