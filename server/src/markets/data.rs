@@ -7,10 +7,13 @@
 //! database readers also build the WebSocket snapshots. Everything is in YES prices. Must never
 //! show a level or trade that is not yet committed.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use tokio::sync::Semaphore;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,6 +30,19 @@ use crate::http::{AppState, Error};
 use crate::orders::store::below;
 use crate::sequencer::Status;
 use crate::users::rfc3339;
+
+/// Market-data requests (book, ticker, trades, candles) served at once; the rest wait their
+/// turn, never refused. A waiting request is parked, not runnable, so a flood of anonymous
+/// readers cannot crowd the order path's tasks off the runtime's few threads.
+pub const READS_IN_FLIGHT_MAX: usize = 16;
+static READS_IN_FLIGHT: Semaphore = Semaphore::const_new(READS_IN_FLIGHT_MAX);
+
+/// Middleware: runs the request once one of `READS_IN_FLIGHT_MAX` places is free.
+pub async fn one_of_few(request: Request, next: Next) -> Response {
+    // The semaphore is never closed, so this waits rather than fails.
+    let _place = READS_IN_FLIGHT.acquire().await;
+    next.run(request).await
+}
 
 pub const DEPTH_DEFAULT: usize = 20;
 pub const DEPTH_MAX: usize = 500;
