@@ -1,14 +1,15 @@
 //! Real-time streams: what the WebSocket serves, from commit to every subscriber.
 //!
-//! The pipeline: the sequencer's [`feed::Feed`] turns each committed batch's events into
-//! numbered topic messages (seqs assigned before the commit and stored in `stream_seqs` in the
-//! same transaction, so they survive restarts); after the commit it hands them to the
-//! [`publisher`] task, which fills in what needs committed rows (orders, fills, tickers),
-//! serializes every message once and publishes it to the in-process [`hub::Hub`] and, when
-//! configured, to Redis. A read-only gateway has no feed: its hub is fed from Redis
-//! ([`redis`]), so every instance serves the same messages with the same seqs.
-//! [`snapshot`] reads a topic's committed state with the seq it is valid at, from the database
-//! alone, so primary and gateway answer alike.
+//! The pipeline: the sequencer's [`feed::Feed`] turns each batch's events into numbered topic
+//! messages (seqs assigned before the commit and stored in `stream_seqs` in the same
+//! transaction, so they survive restarts), rendering orders and fills from the
+//! [`order_states`] it keeps, and collects the batch's changes to the [`market_data`] read
+//! model. After the commit the sequencer applies those changes, renders the tickers from the
+//! read model and hands everything to the [`publisher`] task, which publishes each message
+//! (serialized once) to the in-process [`hub::Hub`] and, when configured, to Redis. A
+//! read-only gateway has no feed: its hub is fed from Redis ([`redis`]), so every instance
+//! serves the same messages with the same seqs. [`snapshot`] reads a topic's committed state
+//! with the seq it is valid at, from the database alone, so primary and gateway answer alike.
 //!
 //! Must never: publish anything before its batch is committed, reorder a topic's messages,
 //! or let a slow subscriber slow the sequencer or anyone else (queues are bounded and a full
