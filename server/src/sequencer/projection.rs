@@ -773,36 +773,30 @@ impl Projection {
 
     /// Multi-row `INSERT INTO {table} VALUES ...{suffix}`, in chunks.
     fn insert(&mut self, table: &str, suffix: &str, rows: Vec<Vec<Value>>) {
-        let mut left = rows.len();
-        let mut rows = rows.into_iter();
-        while left > 0 {
-            let take = chunk_rows(left);
-            left -= take;
-            let chunk: Vec<Vec<Value>> = rows.by_ref().take(take).collect();
-            let columns = chunk[0].len();
-            let sql = format!(
-                "INSERT INTO {table} VALUES {}{suffix}",
-                placeholders(chunk.len(), columns)
-            );
-            self.statements.push(Statement {
-                sql,
-                values: chunk.into_iter().flatten().collect(),
-            });
-        }
+        self.chunked(rows, |values| {
+            format!("INSERT INTO {table} VALUES {values}{suffix}")
+        });
     }
 
     /// Multi-row `UPDATE`, in chunks: `{values}` in `sql` becomes a `VALUES` list of `rows`,
     /// whose columns both databases name `column1`, `column2`, ...
     fn update(&mut self, sql: &str, rows: Vec<Vec<Value>>) {
+        self.chunked(rows, |values| {
+            sql.replace("{values}", &format!("(VALUES {values})"))
+        });
+    }
+
+    /// One statement per chunk of `rows`, `sql_for` given the chunk's `($1, $2), ...` list.
+    fn chunked(&mut self, rows: Vec<Vec<Value>>, sql_for: impl Fn(&str) -> String) {
         let mut left = rows.len();
         let mut rows = rows.into_iter();
         while left > 0 {
             let take = chunk_rows(left);
             left -= take;
             let chunk: Vec<Vec<Value>> = rows.by_ref().take(take).collect();
-            let values = format!("(VALUES {})", placeholders(chunk.len(), chunk[0].len()));
+            let values = placeholders(chunk.len(), chunk[0].len());
             self.statements.push(Statement {
-                sql: sql.replace("{values}", &values),
+                sql: sql_for(&values),
                 values: chunk.into_iter().flatten().collect(),
             });
         }
