@@ -344,7 +344,9 @@ pub async fn start(
 ) -> Result<(SequencerHandle, SequencerTask, RecoveryReport), RecoveryError> {
     let recovered = recovery::recover(&db).await?;
     let feed = Feed::load(&db, &recovered.engine, &recovered.users).await?;
-    let now = i64::try_from(Clock::new(0).now()).unwrap_or(i64::MAX);
+    // The sequencer's clock, never before the last committed command: every committed trade
+    // falls at or before it, so the read model's window takes them all.
+    let now = i64::try_from(Clock::new(recovered.engine.now_micros()).now()).unwrap_or(i64::MAX);
     let market_data = SharedMarketData::new(
         MarketData::load(&db, &recovered.engine, feed.markets(), now)
             .await
