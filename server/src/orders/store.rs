@@ -154,23 +154,6 @@ pub async fn order_by_engine_id(db: &Db, order: OrderId) -> Result<OrderRow, Err
     order_from_row(&row)
 }
 
-/// Orders by engine id (missing ones are left out), for the streams.
-pub async fn orders_by_engine_ids(db: &Db, orders: &[OrderId]) -> Result<Vec<OrderRow>, Error> {
-    // Ids go inline: they are integers, and a batch can touch more than a statement binds.
-    let mut found = Vec::with_capacity(orders.len());
-    for chunk in orders.chunks(1_000) {
-        let ids: Vec<String> = chunk.iter().map(|order| order.0.to_string()).collect();
-        let sql = format!(
-            "{ORDER_SELECT} WHERE o.engine_order_id IN ({})",
-            ids.join(", ")
-        );
-        for row in sqlx::query(&sql).fetch_all(&db.pool).await? {
-            found.push(order_from_row(&row)?);
-        }
-    }
-    Ok(found)
-}
-
 /// `user`'s resting orders, oldest first.
 pub async fn open_orders_of_user(db: &Db, user: UserId) -> Result<Vec<OrderRow>, Error> {
     let sql = format!(

@@ -20,6 +20,7 @@ use serde::Serialize;
 use super::chain::Chain;
 use super::{Entry, Subject};
 use crate::db::{bind_all, now_micros, placeholders, Db, Value};
+use crate::domain::wire_name;
 use crate::ids::{order_uuid, trade_uuid, transfer_uuid};
 
 /// Rows per multi-row statement at most: 256 rows of at most 25 columns stay far below both
@@ -56,12 +57,13 @@ fn int(value: u64) -> Result<i64, CommitError> {
     i64::try_from(value).map_err(|_| broken(format!("{value} does not fit in BIGINT")))
 }
 
-/// The stable SCREAMING_SNAKE name serde gives an engine enum (`Side::Buy` -> "BUY").
+/// `wire_name`, where an enum without a name is a broken projection rather than an empty string.
 fn name<T: Serialize>(value: &T) -> Result<String, CommitError> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(text)) => Ok(text),
-        _ => Err(broken("enum without a string name")),
+    let text = wire_name(value);
+    if text.is_empty() {
+        return Err(broken("enum without a string name"));
     }
+    Ok(text)
 }
 
 pub fn hash_hex(state_hash: u128) -> String {
