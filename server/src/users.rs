@@ -158,16 +158,6 @@ pub async fn by_id(db: &Db, id: Uuid) -> Result<Option<User>, Error> {
     row.as_ref().map(from_row).transpose()
 }
 
-pub async fn set_role(db: &Db, id: Uuid, role: Role) -> Result<(), Error> {
-    sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
-        .bind(role.as_str())
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(&db.pool)
-        .await?;
-    Ok(())
-}
-
 /// The engine user of `id`, if its `CreateUser` has been committed.
 pub async fn engine_user(db: &Db, id: Uuid) -> Result<Option<engine::UserId>, Error> {
     let row = sqlx::query("SELECT engine_user_id FROM users WHERE id = $1")

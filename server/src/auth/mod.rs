@@ -422,8 +422,10 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<UserBo
     Ok(Json(UserBody::from(&user)))
 }
 
-/// Makes the configured admin exist and hold the admin role (its password is only set when
-/// the account is created here; an existing account keeps its own).
+/// Makes the configured admin exist (its password is only set when the account is created
+/// here; an existing admin keeps its own). An existing account that is not an admin is never
+/// promoted: anyone may have registered the address first, and would then hold an admin
+/// account with a password of their choosing.
 pub async fn bootstrap_admin(
     state: &AppState,
     admin: &crate::config::AdminBootstrap,
@@ -431,8 +433,12 @@ pub async fn bootstrap_admin(
     let email = Email::parse(&admin.email)?;
     if let Some(user) = users::by_email(&state.db, &email).await? {
         if user.role != Role::Admin {
-            users::set_role(&state.db, user.id, Role::Admin).await?;
-            tracing::info!(user_id = %user.id, "existing user promoted to admin");
+            tracing::error!(user_id = %user.id, "ADMIN_EMAIL names a self-registered account");
+            return Err(Error::Conflict(
+                "ADMIN_EMAIL names an account that already exists and is not an admin (someone \
+                 may have registered the address first); it is not promoted: choose another \
+                 ADMIN_EMAIL",
+            ));
         }
         state.sequencer.ensure_user(user.id).await?;
         return Ok(user.id);

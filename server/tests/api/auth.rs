@@ -6,7 +6,9 @@ use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app, token, Backend, ADMIN_EMAIL, JWT_SECRET, PASSWORD};
+use crate::helpers::{
+    error_code, spawn_app, spawn_app_with, token, Backend, ADMIN_EMAIL, JWT_SECRET, PASSWORD,
+};
 
 crate::on_both_databases!(
     registering_answers_201_with_the_normalized_user,
@@ -20,6 +22,7 @@ crate::on_both_databases!(
     logout_ends_the_session_at_once,
     cookie_sessions_read_freely_but_writes_need_the_csrf_token,
     only_admins_deposit,
+    admin_email_never_promotes_an_account_someone_registered,
 );
 
 async fn registering_answers_201_with_the_normalized_user(backend: Backend) {
@@ -527,4 +530,36 @@ async fn only_admins_deposit(backend: Backend) {
         .await;
     assert_eq!(withdraw.status(), StatusCode::CREATED);
     assert_eq!(app.balance(&user).await["available"], "10.25");
+}
+
+/// Someone registers the address the operator will later name in `ADMIN_EMAIL`: the server
+/// refuses to start rather than hand that person an admin account with their own password.
+async fn admin_email_never_promotes_an_account_someone_registered(backend: Backend) {
+    let Some(mut app) = spawn_app_with(backend, |config| config.admin = None).await else {
+        return;
+    };
+    let squatter = "boss@example.com";
+    let (_, login) = app.signed_up(squatter).await;
+    assert_eq!(login["user"]["role"], "user");
+    app.server.take().unwrap().shutdown().await;
+    let mut config = app.config.clone();
+    config.admin = Some(server::config::AdminBootstrap {
+        email: squatter.into(),
+        password: server::config::Secret::new(b"the operator's own passphrase".to_vec()),
+    });
+    let Err(error) = server::app::start(config).await else {
+        panic!("a server promoting a self-registered account started");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("ADMIN_EMAIL") && message.contains("not promoted"),
+        "{message}"
+    );
+    // Still a plain user; the operator's password opens nothing.
+    app.start_again().await;
+    let login = app.login(squatter, PASSWORD).await;
+    let login: Value = login.json().await.unwrap();
+    assert_eq!(login["user"]["role"], "user");
+    let operator = app.login(squatter, "the operator's own passphrase").await;
+    assert_eq!(operator.status(), StatusCode::UNAUTHORIZED);
 }
