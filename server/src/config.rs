@@ -98,6 +98,18 @@ impl Default for SequencerConfig {
     }
 }
 
+/// How much test cash the faucet hands out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaucetConfig {
+    /// The most one call may credit (`FAUCET_MAX_AMOUNT`).
+    pub per_call_micros: i64,
+    /// The most one user may take in any 24 hours (`FAUCET_DAILY_MAX_AMOUNT`, default ten calls).
+    pub per_day_micros: i64,
+}
+
+/// Faucet calls a day the daily total allows when `FAUCET_DAILY_MAX_AMOUNT` is unset.
+const FAUCET_CALLS_PER_DAY_DEFAULT: i64 = 10;
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub env: AppEnv,
@@ -111,13 +123,14 @@ pub struct Config {
     /// Longest wait for in-flight requests at shutdown before connections are cut.
     pub shutdown_grace: Duration,
     pub log_format: LogFormat,
-    /// The dev faucet (`POST /v1/transfers/faucet`): the most one call may credit, in micros.
-    /// `None` (the default, `FAUCET_MAX_AMOUNT` unset) means the endpoint does not exist.
-    pub faucet_max_micros: Option<i64>,
+    /// The dev faucet (`POST /v1/transfers/faucet`). `None` (the default, `FAUCET_MAX_AMOUNT`
+    /// unset, and always in production) means the endpoint does not exist.
+    pub faucet: Option<FaucetConfig>,
     /// Browser origins allowed to call the API cross-origin (`CORS_ALLOWED_ORIGINS`, comma
     /// separated, like `https://app.example.com`). Empty: same-origin only.
     pub cors_allowed_origins: Vec<String>,
-    /// `RATE_LIMIT_AUTH_PER_MINUTE` (per client IP) and `RATE_LIMIT_ORDERS_PER_SECOND` (per user).
+    /// `RATE_LIMIT_AUTH_PER_MINUTE` (per client IP), `RATE_LIMIT_ORDERS_PER_SECOND` and
+    /// `RATE_LIMIT_FAUCET_PER_MINUTE` (per user).
     pub limits: crate::limits::LimitsConfig,
     pub streams: StreamsConfig,
 }
@@ -220,13 +233,15 @@ impl Config {
                 LogFormat::Pretty
             }
         };
-        let faucet_max_micros = reader.faucet();
+        let faucet = reader.faucet(env);
         let cors_allowed_origins = reader.origins();
         let defaults = crate::limits::LimitsConfig::default();
         let limits = crate::limits::LimitsConfig {
             auth_per_minute: reader.rate("RATE_LIMIT_AUTH_PER_MINUTE", defaults.auth_per_minute),
             orders_per_second: reader
                 .rate("RATE_LIMIT_ORDERS_PER_SECOND", defaults.orders_per_second),
+            faucet_per_minute: reader
+                .rate("RATE_LIMIT_FAUCET_PER_MINUTE", defaults.faucet_per_minute),
         };
         let streams = reader.streams();
         if !reader.problems.is_empty() {
@@ -246,7 +261,7 @@ impl Config {
             sequencer,
             shutdown_grace,
             log_format,
-            faucet_max_micros,
+            faucet,
             cors_allowed_origins,
             limits,
             streams,
@@ -267,14 +282,45 @@ impl Reader<'_> {
             .filter(|value| !value.is_empty())
     }
 
-    /// `FAUCET_MAX_AMOUNT`: a cash amount like "1000" turns the faucet on, up to that much a call.
-    fn faucet(&mut self) -> Option<i64> {
-        let raw = self.get("FAUCET_MAX_AMOUNT")?;
-        match crate::domain::parse_transfer_amount(&raw, "FAUCET_MAX_AMOUNT") {
+    /// `FAUCET_MAX_AMOUNT`: a cash amount like "1000" turns the faucet on, up to that much a
+    /// call; `FAUCET_DAILY_MAX_AMOUNT` caps a user's total over 24 hours. Free money has no
+    /// place in production: setting either there is a problem, not a warning.
+    fn faucet(&mut self, env: AppEnv) -> Option<FaucetConfig> {
+        let per_call = self.cash("FAUCET_MAX_AMOUNT");
+        let per_day = self.cash("FAUCET_DAILY_MAX_AMOUNT");
+        if env == AppEnv::Production && (per_call.is_some() || per_day.is_some()) {
+            self.problem(
+                "FAUCET_MAX_AMOUNT/FAUCET_DAILY_MAX_AMOUNT: the faucet credits free cash and is \
+                 refused with APP_ENV=production; unset them"
+                    .into(),
+            );
+            return None;
+        }
+        let Some(per_call_micros) = per_call else {
+            if per_day.is_some() {
+                self.problem("FAUCET_DAILY_MAX_AMOUNT needs FAUCET_MAX_AMOUNT".into());
+            }
+            return None;
+        };
+        let per_day_micros =
+            per_day.unwrap_or(per_call_micros.saturating_mul(FAUCET_CALLS_PER_DAY_DEFAULT));
+        if per_day_micros < per_call_micros {
+            self.problem("FAUCET_DAILY_MAX_AMOUNT must be at least FAUCET_MAX_AMOUNT".into());
+        }
+        Some(FaucetConfig {
+            per_call_micros,
+            per_day_micros,
+        })
+    }
+
+    /// A cash amount like "1000", if set.
+    fn cash(&mut self, name: &'static str) -> Option<i64> {
+        let raw = self.get(name)?;
+        match crate::domain::parse_transfer_amount(&raw, name) {
             Ok(micros) => Some(micros),
             Err(_) => {
                 self.problem(format!(
-                    "FAUCET_MAX_AMOUNT: expected a cash amount like 1000, got `{raw}`"
+                    "{name}: expected a cash amount like 1000, got `{raw}`"
                 ));
                 None
             }
@@ -598,13 +644,36 @@ mod tests {
     }
 
     #[test]
-    fn the_faucet_is_off_unless_given_a_cash_limit() {
+    fn the_faucet_is_off_unless_given_a_cash_limit_and_never_in_production() {
         let off = config(&[("JWT_SECRET", SECRET)]).unwrap();
-        assert_eq!(off.faucet_max_micros, None);
+        assert_eq!(off.faucet, None);
         let on = config(&[("JWT_SECRET", SECRET), ("FAUCET_MAX_AMOUNT", "1000")]).unwrap();
-        assert_eq!(on.faucet_max_micros, Some(1_000_000_000));
-        let error = config(&[("JWT_SECRET", SECRET), ("FAUCET_MAX_AMOUNT", "lots")]).unwrap_err();
-        assert!(error.to_string().contains("FAUCET_MAX_AMOUNT"), "{error}");
+        let ten_calls = FaucetConfig {
+            per_call_micros: 1_000_000_000,
+            per_day_micros: 10_000_000_000,
+        };
+        assert_eq!(on.faucet, Some(ten_calls));
+        let capped = config(&[
+            ("JWT_SECRET", SECRET),
+            ("FAUCET_MAX_AMOUNT", "1000"),
+            ("FAUCET_DAILY_MAX_AMOUNT", "2500"),
+        ])
+        .unwrap();
+        assert_eq!(capped.faucet.unwrap().per_day_micros, 2_500_000_000);
+        for bad in [
+            vec![("FAUCET_MAX_AMOUNT", "lots")],
+            vec![("FAUCET_DAILY_MAX_AMOUNT", "100")],
+            vec![
+                ("FAUCET_MAX_AMOUNT", "100"),
+                ("FAUCET_DAILY_MAX_AMOUNT", "10"),
+            ],
+            vec![("FAUCET_MAX_AMOUNT", "100"), ("APP_ENV", "production")],
+        ] {
+            let mut vars = vec![("JWT_SECRET", SECRET)];
+            vars.extend(bad.iter().copied());
+            let error = config(&vars).unwrap_err();
+            assert!(error.to_string().contains("FAUCET_"), "{bad:?}: {error}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Rate limits: per client IP on the auth endpoints (password guessing, sign-up floods) and per
+//! Rate limits: per client IP on the auth endpoints (password guessing, sign-up floods), per
 //! user on the order endpoints (a runaway bot must not crowd everyone else out of the single
-//! writer). Keyed token buckets from `governor`, in process.
+//! writer; each item of a batch counts) and on the faucet. Keyed token buckets from
+//! `governor`, in process.
 //!
 //! Owns the quotas and the keyed buckets; a refused request becomes `Error::RateLimited` with
 //! the wait, answered 429 with `Retry-After`. Must never count a request twice or block: a
@@ -11,6 +12,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use engine::units::BATCH_ITEMS_MAX;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
@@ -24,8 +26,12 @@ const PRUNE_EVERY_CHECKS: u64 = 4_096;
 pub struct LimitsConfig {
     /// Requests to `/v1/auth/*` one IP may make per minute (a burst of as many).
     pub auth_per_minute: NonZeroU32,
-    /// Order requests (place, amend, cancel, cancel-all, batch) one user may make per second.
+    /// Orders (place, amend, cancel, cancel-all, each item of a batch) one user may send per
+    /// second. A full batch may always be sent at once: the bucket holds at least
+    /// `BATCH_ITEMS_MAX` items, refilled at this rate.
     pub orders_per_second: NonZeroU32,
+    /// Faucet calls one user may make per minute.
+    pub faucet_per_minute: NonZeroU32,
 }
 
 impl Default for LimitsConfig {
@@ -33,6 +39,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             auth_per_minute: NonZeroU32::new(30).expect("non-zero"),
             orders_per_second: NonZeroU32::new(50).expect("non-zero"),
+            faucet_per_minute: NonZeroU32::new(5).expect("non-zero"),
         }
     }
 }
@@ -40,14 +47,20 @@ impl Default for LimitsConfig {
 pub struct Limits {
     auth: DefaultKeyedRateLimiter<IpAddr>,
     orders: DefaultKeyedRateLimiter<Uuid>,
+    faucet: DefaultKeyedRateLimiter<Uuid>,
     checks: AtomicU64,
 }
 
 impl Limits {
     pub fn new(config: LimitsConfig) -> Limits {
+        let batch_items = NonZeroU32::new(BATCH_ITEMS_MAX as u32).expect("non-zero");
+        let orders_burst = config.orders_per_second.max(batch_items);
         Limits {
             auth: RateLimiter::keyed(Quota::per_minute(config.auth_per_minute)),
-            orders: RateLimiter::keyed(Quota::per_second(config.orders_per_second)),
+            orders: RateLimiter::keyed(
+                Quota::per_second(config.orders_per_second).allow_burst(orders_burst),
+            ),
+            faucet: RateLimiter::keyed(Quota::per_minute(config.faucet_per_minute)),
             checks: AtomicU64::new(0),
         }
     }
@@ -57,15 +70,32 @@ impl Limits {
         refused(self.auth.check_key(&ip))
     }
 
-    pub fn orders(&self, user: Uuid) -> Result<(), Error> {
+    /// `items` orders from `user` (1, or a batch's items).
+    pub fn orders(&self, user: Uuid, items: usize) -> Result<(), Error> {
         self.prune();
-        refused(self.orders.check_key(&user))
+        let items = u32::try_from(items.clamp(1, BATCH_ITEMS_MAX))
+            .ok()
+            .and_then(NonZeroU32::new)
+            .expect("1..=BATCH_ITEMS_MAX");
+        match self.orders.check_key_n(&user, items) {
+            Ok(checked) => refused(checked),
+            // Cannot happen (the bucket holds a whole batch); refusing is the safe answer.
+            Err(_) => Err(Error::RateLimited {
+                retry_after_secs: 1,
+            }),
+        }
+    }
+
+    pub fn faucet(&self, user: Uuid) -> Result<(), Error> {
+        self.prune();
+        refused(self.faucet.check_key(&user))
     }
 
     fn prune(&self) {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY_CHECKS == 0 {
             self.auth.retain_recent();
             self.orders.retain_recent();
+            self.faucet.retain_recent();
         }
     }
 }
@@ -91,6 +121,7 @@ mod tests {
         let limits = Limits::new(LimitsConfig {
             auth_per_minute: NonZeroU32::new(2).unwrap(),
             orders_per_second: NonZeroU32::new(1).unwrap(),
+            faucet_per_minute: NonZeroU32::new(1).unwrap(),
         });
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         assert!(limits.auth(ip).is_ok());
@@ -102,8 +133,13 @@ mod tests {
         // Another IP has its own bucket; so does each user.
         assert!(limits.auth("192.0.2.8".parse().unwrap()).is_ok());
         let (alice, bob) = (Uuid::new_v4(), Uuid::new_v4());
-        assert!(limits.orders(alice).is_ok());
-        assert!(limits.orders(alice).is_err());
-        assert!(limits.orders(bob).is_ok());
+        // A whole batch fits the bucket; after it, not one more order does.
+        assert!(limits.orders(alice, BATCH_ITEMS_MAX).is_ok());
+        assert!(limits.orders(alice, 1).is_err());
+        assert!(limits.orders(bob, 60).is_ok());
+        assert!(limits.orders(bob, 60).is_err(), "each item counts");
+        assert!(limits.faucet(alice).is_ok());
+        assert!(limits.faucet(alice).is_err());
+        assert!(limits.faucet(bob).is_ok());
     }
 }

@@ -1,5 +1,6 @@
 //! Cash in and out, and the balance: `POST /v1/transfers/deposit` (admin),
-//! `POST /v1/transfers/faucet` (only when `FAUCET_MAX_AMOUNT` is set: a 404 otherwise),
+//! `POST /v1/transfers/faucet` (only when `FAUCET_MAX_AMOUNT` is set, never in production: a 404
+//! otherwise; rate limited, and capped per user over any 24 hours),
 //! `POST /v1/transfers/withdraw`, `GET /v1/portfolio/balance`, `GET /v1/portfolio/transfers`.
 //!
 //! Amounts are parsed at the boundary into exact micro-dollars; the engine decides whether a
@@ -10,7 +11,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
-use engine::{Event, Op};
+use engine::{Event, Op, UserId};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
@@ -18,12 +19,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::config::AppEnv;
+use crate::db::now_micros;
 use crate::domain::{format_cash, parse_transfer_amount};
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::openapi::{
-    BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, PayloadTooLarge, Unauthenticated,
-    Unavailable, Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, PayloadTooLarge, RateLimited,
+    Unauthenticated, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema::{Cash, CashInput, TransferKind};
@@ -159,8 +162,9 @@ async fn withdraw(
     transfer_answer(applied, "WITHDRAWAL")
 }
 
-/// Credits the caller test cash, up to `FAUCET_MAX_AMOUNT` a call: only on deployments that
-/// set it (a 404 everywhere else).
+/// Credits the caller test cash, up to `FAUCET_MAX_AMOUNT` a call and
+/// `FAUCET_DAILY_MAX_AMOUNT` in any 24 hours: only on development deployments that set it (a
+/// 404 everywhere else).
 #[utoipa::path(
     post,
     path = "/transfers/faucet",
@@ -179,7 +183,9 @@ async fn withdraw(
         (status = 409, response = Conflict),
         (status = 413, response = PayloadTooLarge),
         (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        (status = 422, description = "`VALIDATION_FAILED`: more than one call or the caller's \
+            remaining daily total may give.", body = ErrorBody),
+        (status = 429, response = RateLimited),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     ),
@@ -190,20 +196,37 @@ async fn faucet(
     auth: AuthUser,
     ApiJson(body): ApiJson<WithdrawRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    let Some(max_micros) = state.config.faucet_max_micros else {
-        return Err(Error::NotFound);
+    // Config refuses a faucet in production; this holds even for a hand-built `Config`.
+    let faucet = match (state.config.env, state.config.faucet) {
+        (AppEnv::Development, Some(faucet)) => faucet,
+        _ => return Err(Error::NotFound),
     };
+    state.limits.faucet(auth.user_id)?;
     let amount_micros = parse_transfer_amount(&body.amount, "amount")?;
-    if amount_micros > max_micros {
+    if amount_micros > faucet.per_call_micros {
         return Err(Error::validation(
             "amount",
             format!(
                 "the faucet gives at most {} a call",
-                format_cash(max_micros)
+                format_cash(faucet.per_call_micros)
             ),
         ));
     }
     let user = state.sequencer.ensure_user(auth.user_id).await?;
+    // One faucet credit at a time, so two concurrent calls cannot both fit under the total.
+    let _one_at_a_time = FAUCET_TURN.lock().await;
+    let taken_micros = faucet_taken_today(&state, user).await?;
+    let left_micros = faucet.per_day_micros.saturating_sub(taken_micros);
+    if amount_micros > left_micros {
+        return Err(Error::validation(
+            "amount",
+            format!(
+                "the faucet gives at most {} a day; {} is left",
+                format_cash(faucet.per_day_micros),
+                format_cash(left_micros)
+            ),
+        ));
+    }
     let op = Op::Deposit {
         user,
         amount_micros,
@@ -211,6 +234,26 @@ async fn faucet(
     let applied = state.sequencer.submit(op, Some(Subject::Faucet)).await?;
     transfer_answer(applied, "FAUCET")
 }
+
+/// Taken by each faucet call between reading the user's total and committing the credit.
+static FAUCET_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// What `user` took from the faucet over the last 24 hours (committed credits: the projection
+/// is written in the same transaction as the command).
+async fn faucet_taken_today(state: &AppState, user: UserId) -> Result<i64, Error> {
+    let since = now_micros().saturating_sub(DAY_MICROS);
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(amount_micros), 0) AS BIGINT) AS taken FROM transfers \
+         WHERE engine_user_id = $1 AND kind = 'FAUCET' AND created_at >= $2",
+    )
+    .bind(i64::from(user.0))
+    .bind(since)
+    .fetch_one(&state.db.pool)
+    .await?;
+    Ok(row.try_get("taken")?)
+}
+
+const DAY_MICROS: i64 = 24 * 60 * 60 * 1_000_000;
 
 fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResponse, Error> {
     applied.result.map_err(Error::Rejected)?;

@@ -134,10 +134,11 @@ pub async fn batch(
     auth: AuthUser,
     ApiJson(body): ApiJson<BatchRequest>,
 ) -> Result<Json<BatchAnswer>, Error> {
-    state.limits.orders(auth.user_id)?;
-    if body.place.len() + body.cancel.len() > BATCH_ITEMS_MAX {
+    let items = body.place.len() + body.cancel.len();
+    if items > BATCH_ITEMS_MAX {
         return Err(Error::Rejected(Reject::BatchTooLarge));
     }
+    state.limits.orders(auth.user_id, items)?;
     let user = state.sequencer.ensure_user(auth.user_id).await?;
     let mut cancel_items: Vec<Result<OrderId, Error>> = Vec::with_capacity(body.cancel.len());
     for raw in &body.cancel {

@@ -336,7 +336,7 @@ async fn place(
     auth: AuthUser,
     ApiJson(body): ApiJson<PlaceRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    state.limits.orders(auth.user_id)?;
+    state.limits.orders(auth.user_id, 1)?;
     let user = state.sequencer.ensure_user(auth.user_id).await?;
     let request = parse_place(&state, user, body).await?;
     let applied = state
@@ -508,7 +508,7 @@ async fn cancel(
     auth: AuthUser,
     Path(id): Path<String>,
 ) -> Result<Json<OrderBody>, Error> {
-    state.limits.orders(auth.user_id)?;
+    state.limits.orders(auth.user_id, 1)?;
     let (user, order) = own_order(&state, &auth, &id).await?;
     let op = engine::Op::Cancel {
         user,
@@ -567,7 +567,7 @@ async fn cancel_all(
     auth: AuthUser,
     OptionalJson(body): OptionalJson<CancelAllRequest>,
 ) -> Result<Json<CancelledBody>, Error> {
-    state.limits.orders(auth.user_id)?;
+    state.limits.orders(auth.user_id, 1)?;
     let market = match body.and_then(|body| body.market_id) {
         None => None,
         Some(raw) => Some(
@@ -640,7 +640,7 @@ async fn amend(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<AmendRequest>,
 ) -> Result<Json<OrderAnswer>, Error> {
-    state.limits.orders(auth.user_id)?;
+    state.limits.orders(auth.user_id, 1)?;
     let price_units = body
         .price
         .as_deref()

@@ -181,12 +181,13 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
         },
         shutdown_grace: Duration::from_secs(5),
         log_format: LogFormat::Pretty,
-        faucet_max_micros: None,
+        faucet: None,
         cors_allowed_origins: Vec::new(),
         // Far above what any test sends; `limits.rs` sets its own.
         limits: LimitsConfig {
             auth_per_minute: NonZeroU32::new(100_000).unwrap(),
             orders_per_second: NonZeroU32::new(100_000).unwrap(),
+            faucet_per_minute: NonZeroU32::new(100_000).unwrap(),
         },
         streams: StreamsConfig::default(),
     }

@@ -1,5 +1,5 @@
-//! Rate limits: past the quota, auth requests from one IP and order requests from one user get
-//! 429 `RATE_LIMITED` with `Retry-After`; other users keep going.
+//! Rate limits: past the quota, auth requests from one IP and order requests from one user (each
+//! item of a batch counting) get 429 `RATE_LIMITED` with `Retry-After`; other users keep going.
 
 use std::num::NonZeroU32;
 
@@ -39,26 +39,50 @@ async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"]["code"], "RATE_LIMITED");
 
-    // Orders: one a second per user; a second one at once is refused (a full second of
-    // margin on a slow machine); the other user's is not.
+    // Orders: one a second per user, in a bucket that holds a whole batch (100). Each item of
+    // a batch counts: after a batch of 60, one order fits (plus what refilled), another batch
+    // of 60 does not; the other user's bucket is untouched.
     assert_eq!(
         app.deposit(&admin, &alice_id, "100").await.status(),
         StatusCode::CREATED
     );
     let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
     let order = json!({ "marketId": market["id"], "side": "BUY", "outcome": "YES",
-                        "type": "LIMIT", "price": "0.10", "qty": 1 });
+                        "type": "LIMIT", "price": "0.01", "qty": 1 });
+    let batch = json!({ "place": vec![order.clone(); 60] });
     let mut statuses = Vec::new();
-    for _ in 0..2 {
-        statuses.push(
-            app.post("/v1/orders", Some(&alice), order.clone())
-                .await
-                .status(),
-        );
-    }
+    statuses.push(
+        app.post("/v1/orders/batch", Some(&alice), batch.clone())
+            .await
+            .status(),
+    );
+    statuses.push(
+        app.post("/v1/orders", Some(&alice), order.clone())
+            .await
+            .status(),
+    );
+    let limited = app.post("/v1/orders/batch", Some(&alice), batch).await;
+    statuses.push(limited.status());
     assert_eq!(
         statuses,
-        [StatusCode::CREATED, StatusCode::TOO_MANY_REQUESTS]
+        [
+            StatusCode::OK,
+            StatusCode::CREATED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    let open: Value = app
+        .get("/v1/orders?status=open&limit=100", Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        open["data"].as_array().unwrap().len(),
+        61,
+        "the refused batch placed nothing"
     );
     let other = app.post("/v1/orders", Some(&bob), order.clone()).await;
     // Bob has no money: refused by the engine, not by the limiter.

@@ -300,7 +300,10 @@ struct Trader {
 
 async fn real_answers_of_every_operation_match_their_schemas(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
-        config.faucet_max_micros = Some(50_000_000);
+        config.faucet = Some(server::config::FaucetConfig {
+            per_call_micros: 50_000_000,
+            per_day_micros: 500_000_000,
+        });
     })
     .await
     else {

@@ -1,14 +1,20 @@
 //! Split and merge: cash to YES + NO pairs at 1.00 and back, with the position's cost and PnL;
-//! and the dev faucet, which exists only when configured.
+//! and the dev faucet, which exists only when configured, never in production, and gives each
+//! user a bounded amount a day at a bounded rate.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{error_code, spawn_app, spawn_app_with, token, Backend};
+use std::num::NonZeroU32;
+
+use server::config::{AppEnv, FaucetConfig};
+
+use crate::helpers::{error_code, spawn_app, spawn_app_with, token, Backend, TestApp};
 
 crate::on_both_databases!(
     split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar,
     the_faucet_exists_only_when_enabled_and_gives_at_most_its_limit,
+    the_faucet_is_capped_per_day_rate_limited_and_absent_in_production,
 );
 
 async fn split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar(backend: Backend) {
@@ -111,7 +117,10 @@ async fn the_faucet_exists_only_when_enabled_and_gives_at_most_its_limit(backend
     drop(plain);
 
     let Some(mut app) = spawn_app_with(backend, |config| {
-        config.faucet_max_micros = Some(50_000_000);
+        config.faucet = Some(FaucetConfig {
+            per_call_micros: 50_000_000,
+            per_day_micros: 500_000_000,
+        });
     })
     .await
     else {
@@ -161,4 +170,85 @@ async fn the_faucet_exists_only_when_enabled_and_gives_at_most_its_limit(backend
     assert_eq!(transfers["data"].as_array().unwrap().len(), 1);
     assert_eq!(transfers["data"][0]["kind"], "FAUCET");
     assert_eq!(transfers["data"][0]["id"], given["id"]);
+}
+
+async fn take(app: &TestApp, who: &str, amount: &str) -> reqwest::Response {
+    app.post(
+        "/v1/transfers/faucet",
+        Some(who),
+        json!({ "amount": amount }),
+    )
+    .await
+}
+
+async fn the_faucet_is_capped_per_day_rate_limited_and_absent_in_production(backend: Backend) {
+    let faucet = FaucetConfig {
+        per_call_micros: 50_000_000,
+        per_day_micros: 120_000_000,
+    };
+    let Some(mut app) = spawn_app_with(backend, |config| {
+        config.faucet = Some(faucet);
+        config.limits.faucet_per_minute = NonZeroU32::new(4).unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice@example.com").await;
+    let alice = token(&login, "accessToken");
+    let (_, login) = app.signed_up("bob@example.com").await;
+    let bob = token(&login, "accessToken");
+    assert_eq!(take(&app, &alice, "50").await.status(), StatusCode::CREATED);
+    // The day's total is read from what was committed, so it survives a crash.
+    app.crash_and_restart().await;
+    assert_eq!(take(&app, &alice, "50").await.status(), StatusCode::CREATED);
+    let over = take(&app, &alice, "50").await;
+    assert_eq!(over.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let over: Value = over.json().await.unwrap();
+    assert_eq!(over["error"]["details"]["field"], "amount", "{over}");
+    assert!(
+        over["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20.00 is left"),
+        "{over}"
+    );
+    assert_eq!(take(&app, &alice, "20").await.status(), StatusCode::CREATED);
+    assert_eq!(app.balance(&alice).await["available"], "120.00");
+    let spent = take(&app, &alice, "0.01").await;
+    assert_eq!(spent.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Four calls a minute (the limiter is in memory: counted since the restart, refusals
+    // too): the fifth is 429; Bob's own are not.
+    let limited = take(&app, &alice, "1").await;
+    assert_eq!(
+        error_code(limited, StatusCode::TOO_MANY_REQUESTS).await,
+        "RATE_LIMITED"
+    );
+    assert_eq!(take(&app, &bob, "50").await.status(), StatusCode::CREATED);
+    // Concurrent calls cannot both fit under what is left: Bob has 70 left, two ask 50 each.
+    let (one, two) = tokio::join!(take(&app, &bob, "50"), take(&app, &bob, "50"));
+    let mut statuses = [one.status(), two.status()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::CREATED, StatusCode::UNPROCESSABLE_ENTITY]
+    );
+    assert_eq!(app.balance(&bob).await["available"], "100.00");
+
+    let Some(production) = spawn_app_with(backend, |config| {
+        config.env = AppEnv::Production;
+        config.faucet = Some(faucet);
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, login) = production.signed_up("carol@example.com").await;
+    let carol = token(&login, "accessToken");
+    let refused = take(&production, &carol, "1").await;
+    assert_eq!(
+        error_code(refused, StatusCode::NOT_FOUND).await,
+        "NOT_FOUND"
+    );
+    assert_eq!(production.balance(&carol).await["available"], "0.00");
 }
