@@ -25,6 +25,8 @@ use crate::{stream, users};
 
 /// How long the stream tasks get at shutdown to publish what the sequencer committed last.
 const STREAMS_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+/// How often expired idempotency keys are purged (the first time at start).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -53,6 +55,8 @@ pub struct Server {
     sequencer: Option<(SequencerTask, RecoveryReport)>,
     /// Stream publishing (primary) or relaying (gateway), stopped after the sequencer.
     streams: Vec<JoinHandle<()>>,
+    /// Periodic chores (purging expired idempotency keys), stopped first.
+    chores: Vec<JoinHandle<()>>,
 }
 
 /// The engine side of a primary, or nothing on a gateway (which relays streams from Redis).
@@ -131,6 +135,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
     });
     tracing::info!(%local_addr, storage = ?state.db.backend, "listening");
+    let chores = vec![spawn_purge(state.db.clone())];
     Ok(Server {
         local_addr,
         state,
@@ -138,6 +143,22 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         stop_http,
         sequencer,
         streams,
+        chores,
+    })
+}
+
+/// Purges expired idempotency keys now and every `PURGE_EVERY`.
+fn spawn_purge(db: Db) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PURGE_EVERY);
+        loop {
+            every.tick().await;
+            match http::idempotency::purge_expired(&db).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "expired idempotency keys purged"),
+                Err(error) => tracing::warn!(%error, "purging idempotency keys failed"),
+            }
+        }
     })
 }
 
@@ -210,6 +231,9 @@ impl Server {
     /// Graceful: finish requests, drain and commit the queue, snapshot, close.
     pub async fn shutdown(self) {
         let grace = self.state.config.shutdown_grace;
+        for chore in &self.chores {
+            chore.abort();
+        }
         let _ = self.stop_http.send(());
         let http = self.http;
         let abort = http.abort_handle();
@@ -227,6 +251,9 @@ impl Server {
 
     /// Stops everything at once without draining or snapshotting, like a crash.
     pub async fn kill(self) {
+        for chore in &self.chores {
+            chore.abort();
+        }
         self.http.abort();
         if let Some((task, _)) = self.sequencer {
             task.abort();

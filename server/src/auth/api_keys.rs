@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use utoipa::ToSchema;
@@ -28,6 +28,7 @@ use crate::db::now_micros;
 use crate::domain::KeyName;
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, AuthMethod, AuthUser};
+use crate::http::idempotency::Unsaved;
 use crate::http::openapi::{
     BadRequest, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge, Unauthenticated,
     Unprocessable, UnsupportedMediaType,
@@ -63,8 +64,9 @@ struct CreateRequest {
 struct CreatedKey {
     id: Uuid,
     name: String,
-    /// The key itself: shown in this answer only.
-    #[schema(pattern = "^pdx_", example = "pdx_3q2x...")]
+    /// The key itself: shown in this answer only (it is never stored, so a replay of this
+    /// answer under the same `Idempotency-Key` has null here).
+    #[schema(pattern = "^pdx_", example = "pdx_3q2x...", nullable)]
     key: String,
     /// The key's first 12 characters, shown in lists.
     prefix: String,
@@ -120,7 +122,13 @@ async fn create(
     let key = format!("{KEY_PREFIX}{}", random_token());
     let prefix: String = key.chars().take(DISPLAY_PREFIX_CHARS).collect();
     let created_at = now_micros();
-    // Insert only while under the limit, checked in the same statement.
+    // Under the limit, checked in the transaction that inserts, after taking the user's row:
+    // two concurrent creations queue on that lock, so the second counts the first.
+    let mut tx = state.db.pool.begin().await?;
+    sqlx::query("UPDATE users SET updated_at = updated_at WHERE id = $1")
+        .bind(auth.user_id.to_string())
+        .execute(&mut *tx)
+        .await?;
     let inserted = sqlx::query(
         "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, created_at) \
          SELECT $1, $2, $3, $4, $5, $6 \
@@ -133,8 +141,9 @@ async fn create(
     .bind(token_hash(&key))
     .bind(created_at)
     .bind(API_KEYS_PER_USER_MAX)
-    .execute(&state.db.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     if inserted.rows_affected() == 0 {
         return Err(Error::Conflict(
             "at most 20 active API keys per user; revoke one first",
@@ -148,7 +157,12 @@ async fn create(
         prefix,
         created_at: rfc3339(created_at),
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    // A retry under the same Idempotency-Key learns the key was made, never the key itself.
+    Ok((
+        StatusCode::CREATED,
+        Extension(Unsaved(&["key"])),
+        Json(body),
+    ))
 }
 
 /// The caller's active keys, oldest first, in one page. Needs a login session.

@@ -13,7 +13,7 @@
 
 pub mod error;
 pub mod extractor;
-mod idempotency;
+pub mod idempotency;
 pub mod openapi;
 mod ops;
 pub mod page;

@@ -118,8 +118,8 @@ pub struct IdempotencyKey {
     /// 1 to 255 visible ASCII characters, scoped to the caller. The first request with a key
     /// runs and its answer is kept for a day; a retry with the same request gets that answer
     /// again (`Idempotent-Replayed: true`); the same key with another request is a 422
-    /// `IDEMPOTENCY_KEY_REUSED`; while the first still runs, a 409 `CONFLICT`. 5xx answers are
-    /// not kept.
+    /// `IDEMPOTENCY_KEY_REUSED`; while the first still runs, a 409 `CONFLICT`. A refusal to
+    /// run (429, or a 5xx before anything was committed) is not kept, so a retry runs.
     #[param(rename = "Idempotency-Key", value_type = String, required = false)]
     #[param(min_length = 1, max_length = 255)]
     pub idempotency_key: Option<String>,

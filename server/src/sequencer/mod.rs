@@ -29,6 +29,7 @@
 
 mod chain;
 mod deadlines;
+pub mod keyed;
 mod projection;
 mod recovery;
 
@@ -131,6 +132,9 @@ enum Request {
     Command {
         op: Op,
         subject: Option<Subject>,
+        /// The idempotency key it was submitted under, recorded in its commit (boxed: most
+        /// commands have none).
+        key: Option<Box<keyed::IdempotencyKey>>,
         /// `None` for the task's own ticks.
         reply: Option<Answer<Applied>>,
     },
@@ -187,12 +191,21 @@ impl SequencerHandle {
             (_, Some(_)) => return Err(SequencerError::Invalid("only CreateMarket has a subject")),
             (_, None) => {}
         }
-        self.request(|reply| Request::Command {
-            op,
-            subject,
-            reply: Some(reply),
-        })
-        .await
+        // A retry of a keyed request that already committed answers from that commit.
+        if let Some(applied) = keyed::take_replay() {
+            keyed::note_commit();
+            return Ok(applied);
+        }
+        let applied = self
+            .request(|reply| Request::Command {
+                op,
+                subject,
+                key: keyed::current_key().map(Box::new),
+                reply: Some(reply),
+            })
+            .await?;
+        keyed::note_commit();
+        Ok(applied)
     }
 
     /// The engine user of `user_id` (which must be in `users`), created on first call.
@@ -441,6 +454,7 @@ pub(crate) struct Entry {
     pub result: Result<(), Reject>,
     pub events: Vec<Event>,
     pub subject: Option<Subject>,
+    pub key: Option<keyed::IdempotencyKey>,
 }
 
 struct Sequencer {
@@ -489,7 +503,7 @@ impl Sequencer {
                     if !self.tick_due() {
                         continue;
                     }
-                    batch.push(Request::Command { op: Op::Tick, subject: None, reply: None });
+                    batch.push(Request::Command { op: Op::Tick, subject: None, key: None, reply: None });
                 }
             }
             if self.process(&mut batch).await.is_err() {
@@ -534,8 +548,15 @@ impl Sequencer {
         }
         for request in writes {
             match request {
-                Request::Command { op, subject, reply } => {
-                    entries.push(self.apply_op(op, subject));
+                Request::Command {
+                    op,
+                    subject,
+                    key,
+                    reply,
+                } => {
+                    let mut entry = self.apply_op(op, subject);
+                    entry.key = key.map(|key| *key);
+                    entries.push(entry);
                     if let Some(reply) = reply {
                         let index = entries.len() - 1;
                         waiting.push(Waiting::Command { index, reply });
@@ -696,6 +717,7 @@ impl Sequencer {
             result,
             events: self.events.clone(),
             subject,
+            key: None,
         }
     }
 

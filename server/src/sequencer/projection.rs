@@ -1,6 +1,7 @@
 //! The batch writer: turns a batch of applied commands into the SQL that stores it — journal
 //! rows, the projections (accounts, markets, orders, trades, positions, balances, transfers,
-//! settlements, conversions), the batch's chain link, and with a snapshot the full state hash —
+//! settlements, conversions), the seq and outcome of commands submitted under an idempotency
+//! key (on the key's row), the batch's chain link, and with a snapshot the full state hash —
 //! and runs it all in ONE transaction.
 //!
 //! Projections are built from the events alone, plus the engine's view of orders still open at
@@ -18,7 +19,7 @@ use engine::{
 use serde::Serialize;
 
 use super::chain::Chain;
-use super::{Entry, Subject};
+use super::{keyed, Entry, Subject};
 use crate::db::{bind_all, now_micros, placeholders, Db, Value};
 use crate::domain::wire_name;
 use crate::ids::{order_uuid, trade_uuid, transfer_uuid};
@@ -144,6 +145,8 @@ struct Builder {
     transfers: Vec<Vec<Value>>,
     settlements: Vec<Vec<Value>>,
     conversions: Vec<Vec<Value>>,
+    /// Idempotency keys whose command this batch commits: (user, key, seq, outcome JSON).
+    keyed: Vec<Vec<Value>>,
 }
 
 impl Projection {
@@ -167,6 +170,7 @@ impl Projection {
             transfers: Vec::new(),
             settlements: Vec::new(),
             conversions: Vec::new(),
+            keyed: Vec::new(),
         };
         for entry in entries {
             builder.entry(entry)?;
@@ -203,6 +207,16 @@ impl Builder {
         ]);
         for event in &entry.events {
             self.event(event, entry, ts, seq)?;
+        }
+        if let Some(key) = &entry.key {
+            let outcome = keyed::outcome_json(entry)
+                .map_err(|error| broken(format!("outcome encoding: {error}")))?;
+            self.keyed.push(vec![
+                Value::Text(key.user_id.to_string()),
+                Value::Text(key.key.clone()),
+                Value::Int(seq),
+                Value::Text(outcome),
+            ]);
         }
         Ok(())
     }
@@ -549,6 +563,11 @@ impl Builder {
             "conversions (seq, engine_market_id, engine_user_id, kind, qty, created_at)",
             "",
             self.conversions,
+        );
+        out.update(
+            "UPDATE idempotency_keys SET committed_seq = v.column3, committed_outcome = v.column4 \
+             FROM {values} AS v WHERE user_id = v.column1 AND key = v.column2",
+            self.keyed,
         );
         Ok(out)
     }

@@ -155,16 +155,30 @@ async fn api_keys_belong_to_their_owner_and_cannot_mint_more(backend: Backend) {
         error_code(nameless, StatusCode::UNPROCESSABLE_ENTITY).await,
         "VALIDATION_FAILED"
     );
-    for n in 1..20 {
-        let made = app
-            .post(
-                "/v1/api-keys",
-                Some(&owner),
-                json!({ "name": format!("k{n}") }),
-            )
-            .await;
-        assert_eq!(made.status(), StatusCode::CREATED);
-    }
+    // 40 at once for the 19 places left: the limit holds under concurrency (a read-then-write
+    // count would let several through).
+    let racing = (0..40).map(|n| {
+        app.post(
+            "/v1/api-keys",
+            Some(&owner),
+            json!({ "name": format!("k{n}") }),
+        )
+    });
+    let mut statuses: Vec<u16> = futures_util::future::join_all(racing)
+        .await
+        .iter()
+        .map(|answer| answer.status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses[..19], [201; 19]);
+    assert_eq!(statuses[19..], [409; 21]);
+    let listed: Value = app
+        .get("/v1/api-keys", Some(&owner))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 20);
     let over = app
         .post(
             "/v1/api-keys",
