@@ -55,7 +55,7 @@ pub struct Server {
     sequencer: Option<(SequencerTask, RecoveryReport)>,
     /// Stream publishing (primary) or relaying (gateway), stopped after the sequencer.
     streams: Vec<JoinHandle<()>>,
-    /// Periodic chores (purging expired idempotency keys), stopped first.
+    /// Periodic chores (purging expired idempotency keys, polling revocations), stopped first.
     chores: Vec<JoinHandle<()>>,
 }
 
@@ -107,6 +107,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         hub,
         market_ids: crate::markets::MarketIds::default(),
         key_cache: crate::auth::api_keys::KeyCache::default(),
+        revocations: Arc::default(),
     }));
     if let Err(error) = prepare_accounts(&state).await {
         stop_engine_side(sequencer, streams).await;
@@ -135,7 +136,10 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         }
     });
     tracing::info!(%local_addr, storage = ?state.db.backend, "listening");
-    let chores = vec![spawn_purge(state.db.clone())];
+    let chores = vec![
+        spawn_purge(state.db.clone()),
+        crate::auth::revocations::spawn_poller(state.db.clone(), state.revocations.clone()),
+    ];
     Ok(Server {
         local_addr,
         state,

@@ -246,6 +246,9 @@ async fn revoke(
         return Err(Error::NotFound);
     }
     state.key_cache.forget(id);
+    state
+        .revocations
+        .announce([AuthMethod::ApiKey { key_id: id }]);
     tracing::info!(key_id = %id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,6 +9,7 @@
 pub mod api_keys;
 pub mod jwt;
 pub mod password;
+pub mod revocations;
 pub mod session;
 
 use std::net::SocketAddr;
@@ -339,11 +340,16 @@ async fn refresh(
                 .ok_or(Error::Unauthenticated("invalid refresh token"))?;
             Ok(tokens_response(&state, jar, &user, issued)?.into_response())
         }
-        session::Rotation::Reused { .. } => Ok((
-            clear_cookies(jar),
-            Error::Unauthenticated("refresh token already used; the session has been revoked"),
-        )
-            .into_response()),
+        session::Rotation::Reused { session_id } => {
+            state
+                .revocations
+                .announce([AuthMethod::Session { session_id }]);
+            Ok((
+                clear_cookies(jar),
+                Error::Unauthenticated("refresh token already used; the session has been revoked"),
+            )
+                .into_response())
+        }
         session::Rotation::Invalid => Err(Error::Unauthenticated("invalid refresh token")),
     }
 }
@@ -397,6 +403,9 @@ async fn logout(
         }
     };
     session::revoke(&state.db, session_id, "logout").await?;
+    state
+        .revocations
+        .announce([AuthMethod::Session { session_id }]);
     tracing::info!(%session_id, "logged out");
     Ok((clear_cookies(jar), StatusCode::NO_CONTENT))
 }

@@ -59,6 +59,8 @@ pub struct Inner {
     pub hub: Arc<crate::stream::hub::Hub>,
     pub market_ids: crate::markets::MarketIds,
     pub key_cache: crate::auth::api_keys::KeyCache,
+    /// Credentials revoked while WebSocket connections may hold them.
+    pub revocations: Arc<crate::auth::revocations::Revocations>,
 }
 
 /// Cheap to clone: one `Arc`.

@@ -4,7 +4,8 @@
 //! keeps the last seq it sent: a message at or below it is already covered (by a snapshot or
 //! a replay), the next one is sent, and a jump means messages were lost upstream, so the task
 //! resyncs that topic itself (a fresh snapshot flagged `resync`). Sends race the slow flag, so
-//! a client that stops reading is cut off (close 4008) even while a send is stuck. Must never
+//! a client that stops reading is cut off (close 4008) even while a send is stuck. A revoked
+//! credential closes the connection (4001) as soon as the revocation is heard of. Must never
 //! send a topic's messages out of order or another user's private data.
 
 use std::collections::HashMap;
@@ -17,11 +18,12 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{CLOSE_IDLE, CLOSE_SLOW_CONSUMER, SUBSCRIPTIONS_MAX};
-use crate::http::extractor::by_access_token;
+use super::{CLOSE_IDLE, CLOSE_REVOKED, CLOSE_SLOW_CONSUMER, SUBSCRIPTIONS_MAX};
+use crate::http::extractor::{by_access_token, AuthMethod, AuthUser};
 use crate::http::{AppState, Error};
 use crate::stream::hub::{Inbox, Resume, SlowFlag, Subscriber};
 use crate::stream::{frame, snapshot, Kind, Message, Topic};
@@ -57,6 +59,8 @@ enum End {
 struct Connection {
     state: AppState,
     user: Option<Uuid>,
+    /// What `user` authenticated with, watched for revocation.
+    credential: Option<AuthMethod>,
     subscriber: Subscriber,
     slow: Arc<SlowFlag>,
     /// Subscribed topics and the last seq sent on each.
@@ -64,7 +68,12 @@ struct Connection {
     sink: SplitSink<WebSocket, Frame>,
 }
 
-pub async fn run(state: AppState, socket: WebSocket, user: Option<Uuid>) {
+pub async fn run(
+    state: AppState,
+    socket: WebSocket,
+    user: Option<AuthUser>,
+    revocations: watch::Receiver<u64>,
+) {
     let metrics = state.metrics.clone();
     metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
     let hub = state.hub.clone();
@@ -73,13 +82,14 @@ pub async fn run(state: AppState, socket: WebSocket, user: Option<Uuid>) {
     let mut connection = Connection {
         slow: inbox.slow.clone(),
         state,
-        user,
+        user: user.as_ref().map(|user| user.user_id),
+        credential: user.map(|user| user.method),
         subscriber,
         topics: HashMap::new(),
         sink,
     };
     let mut stream = stream;
-    let end = connection.serve(&mut stream, inbox).await;
+    let end = connection.serve(&mut stream, inbox, revocations).await;
     hub.disconnect(
         connection.subscriber.id(),
         connection.topics.keys().copied(),
@@ -111,7 +121,12 @@ pub async fn run(state: AppState, socket: WebSocket, user: Option<Uuid>) {
 }
 
 impl Connection {
-    async fn serve(&mut self, stream: &mut SplitStream<WebSocket>, mut inbox: Inbox) -> End {
+    async fn serve(
+        &mut self,
+        stream: &mut SplitStream<WebSocket>,
+        mut inbox: Inbox,
+        mut revocations: watch::Receiver<u64>,
+    ) -> End {
         let streams = &self.state.config.streams;
         let (ping_every, idle_timeout) = (streams.ping_interval, streams.idle_timeout);
         let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
@@ -121,6 +136,13 @@ impl Connection {
             let step = tokio::select! {
                 biased;
                 _ = slow.wait() => return End::Close(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full"),
+                // Subscribed before the credential was checked: nothing revoked since is missed.
+                Ok(()) = revocations.changed() => {
+                    if self.revoked() {
+                        return End::Close(CLOSE_REVOKED, "credentials revoked: log in again");
+                    }
+                    Ok(())
+                }
                 frame = stream.next() => {
                     heard = Instant::now();
                     match frame {
@@ -239,6 +261,7 @@ impl Connection {
                         self.drop_private_topics();
                     }
                     self.user = Some(auth.user_id);
+                    self.credential = Some(auth.method);
                     self.send_json(json!({ "type": "authenticated", "userId": auth.user_id }))
                         .await
                 }
@@ -357,6 +380,12 @@ impl Connection {
         }
         tracing::info!(topic = %message.topic, last = *last, seq = message.seq, "stream gap; resyncing");
         self.snapshot(message.topic, None, false).await
+    }
+
+    /// Whether the credential the connection authenticated with has been revoked since.
+    fn revoked(&self) -> bool {
+        self.credential
+            .is_some_and(|credential| self.state.revocations.is_revoked(&credential))
     }
 
     fn drop_private_topics(&mut self) {

@@ -4,7 +4,9 @@
 //! A connection may authenticate when it opens (`?token=<access token>`, a bearer or API-key
 //! header, or the session cookie — a cookie only from an allowed `Origin`, since browsers send
 //! it cross-site) or later with `{"op": "auth", "token"}`. Anyone may subscribe to market
-//! topics; private topics need a user and only ever carry that user's data. Every client
+//! topics; private topics need a user and only ever carry that user's data, and a connection
+//! whose credential is revoked (logout, a reused refresh token, a revoked API key) is closed
+//! with 4001 within a second or so (`auth::revocations`). Every client
 //! mistake is an `{"type": "error", "code", "message"}` frame and the socket stays open. Must
 //! never let a client's input panic the task, nor one connection's backlog affect another.
 
@@ -20,10 +22,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::http::error::ErrorBody;
-use crate::http::extractor::{authenticate, by_access_token, ApiQuery, ACCESS_COOKIE};
+use crate::http::extractor::{authenticate, by_access_token, ApiQuery, AuthUser, ACCESS_COOKIE};
 use crate::http::openapi::{Internal, Unauthenticated};
 use crate::http::{AppState, Error};
 
@@ -37,6 +38,9 @@ pub const SUBSCRIPTIONS_MAX: usize = 200;
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code for a connection that stopped answering pings.
 pub const CLOSE_IDLE: u16 = 4000;
+/// Close code for a connection whose credential was revoked (logout, a reused refresh token,
+/// a revoked API key).
+pub const CLOSE_REVOKED: u16 = 4001;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(upgrade))
@@ -82,6 +86,8 @@ async fn upgrade(
     ApiQuery(query): ApiQuery<ConnectQuery>,
     parts: Parts,
 ) -> Result<Response, Error> {
+    // Before the credential is checked: a revocation committed after the check still wakes it.
+    let revocations = state.revocations.subscribe();
     let user = connect_user(&state, &parts, query.token.as_deref()).await?;
     Ok(ws
         // Each read zeroes a buffer of this size first: the 128 KiB default costs more than the
@@ -89,7 +95,7 @@ async fn upgrade(
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(CLIENT_FRAME_BYTES_MAX)
         .max_frame_size(CLIENT_FRAME_BYTES_MAX)
-        .on_upgrade(move |socket| connection::run(state, socket, user)))
+        .on_upgrade(move |socket| connection::run(state, socket, user, revocations)))
 }
 
 /// Who opens the connection, if anyone: a bad credential fails the upgrade with a 401 rather
@@ -98,13 +104,13 @@ async fn connect_user(
     state: &AppState,
     parts: &Parts,
     token: Option<&str>,
-) -> Result<Option<Uuid>, Error> {
+) -> Result<Option<AuthUser>, Error> {
     if let Some(token) = token {
-        return Ok(Some(by_access_token(state, token).await?.user_id));
+        return Ok(Some(by_access_token(state, token).await?));
     }
     let headers = &parts.headers;
     if headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key") {
-        return Ok(Some(authenticate(parts, state).await?.user_id));
+        return Ok(Some(authenticate(parts, state).await?));
     }
     let jar = CookieJar::from_headers(headers);
     let Some(cookie) = jar.get(ACCESS_COOKIE) else {
@@ -124,5 +130,5 @@ async fn connect_user(
             ));
         }
     }
-    Ok(Some(by_access_token(state, cookie.value()).await?.user_id))
+    Ok(Some(by_access_token(state, cookie.value()).await?))
 }

@@ -1,6 +1,7 @@
 //! WebSocket streams (`/v1/ws`): snapshot + deltas rebuild the REST book, resume replays
 //! exactly what was missed (also across a restart), slow consumers are cut off alone, dead
-//! connections are closed, private topics stay private, and protocol mistakes are answered.
+//! connections are closed, private topics stay private, revoked credentials close their
+//! sockets, and protocol mistakes are answered.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, token, Backend, TestApp};
 use crate::ws_client::{BookMirror, Ended, WsClient};
 
 crate::on_both_databases!(
@@ -17,6 +18,7 @@ crate::on_both_databases!(
     resume_replays_exactly_the_missed_messages_even_across_a_restart,
     a_slow_consumer_is_cut_off_while_a_fast_one_keeps_up,
     private_topics_carry_only_their_users_data,
+    a_revoked_credential_closes_its_sockets_on_this_instance_and_on_a_gateway,
 );
 
 async fn place(app: &TestApp, who: &str, market: &Value, order: Value) -> Value {
@@ -589,4 +591,105 @@ async fn a_connection_that_stops_answering_pings_is_closed() {
     assert_eq!(alive.try_next(Duration::from_millis(1_500)).await, None);
     alive.send_raw("still here?").await;
     assert_eq!(alive.next().await["code"], "BAD_REQUEST");
+}
+
+/// Logout, a reused refresh token and a revoked API key each close the sockets opened with that
+/// credential (4001) within seconds, here and on a gateway (which learns by polling the
+/// database); a socket of another credential of the same user stays open and private.
+async fn a_revoked_credential_closes_its_sockets_on_this_instance_and_on_a_gateway(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    // A gateway streams from Redis: with `TEST_REDIS_URL` (CI sets it), one runs beside.
+    let gateway = match std::env::var("TEST_REDIS_URL") {
+        Ok(url) => {
+            let mut config = app.config.clone();
+            config.streams.role = server::config::Role::Gateway;
+            config.streams.redis_url = Some(url);
+            config.streams.redis_channel = format!("predex-test-{}", uuid::Uuid::new_v4());
+            config.admin = None;
+            Some(server::app::start(config).await.expect("gateway starts"))
+        }
+        Err(_) => None,
+    };
+    let (_, login) = app.signed_up("alice@example.com").await;
+    let session = token(&login, "accessToken");
+    let other_login: Value = app
+        .login("alice@example.com", crate::helpers::PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let other_session = token(&other_login, "accessToken");
+    let key: Value = app
+        .post("/v1/api-keys", Some(&session), json!({ "name": "bot" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    async fn private_socket(addr: std::net::SocketAddr, token: &str) -> WsClient {
+        let mut socket = WsClient::connect_to(addr, Some(token)).await;
+        socket.subscribe("orders", None).await;
+        socket
+    }
+    let mut by_session = private_socket(app.addr, &session).await;
+    let mut by_other_session = private_socket(app.addr, &other_session).await;
+    let mut on_gateway = match &gateway {
+        Some(gateway) => Some(private_socket(gateway.local_addr(), &session).await),
+        None => None,
+    };
+    let mut by_key = WsClient::connect_with(&app, &[("x-api-key", key["key"].as_str().unwrap())])
+        .await
+        .expect("an API key opens a socket");
+    by_key.subscribe("orders", None).await;
+
+    // Logout: the session's sockets close, here and on the gateway; the other session's not.
+    let logout = app.post("/v1/auth/logout", Some(&session), json!({})).await;
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let wait = Duration::from_secs(5);
+    assert_eq!(by_session.until_end(wait).await, Ended::Closed(4001));
+    if let Some(socket) = on_gateway.as_mut() {
+        assert_eq!(socket.until_end(wait).await, Ended::Closed(4001));
+    }
+    while by_other_session
+        .try_next(Duration::from_millis(300))
+        .await
+        .is_some()
+    {}
+    by_other_session.subscribe("fills", None).await;
+
+    // A refresh token used twice revokes its session: the other session's socket closes.
+    let other_refresh = token(&other_login, "refreshToken");
+    for expected in [StatusCode::OK, StatusCode::UNAUTHORIZED] {
+        let refreshed = app
+            .post(
+                "/v1/auth/refresh",
+                None,
+                json!({ "refreshToken": other_refresh }),
+            )
+            .await;
+        assert_eq!(refreshed.status(), expected);
+    }
+    assert_eq!(by_other_session.until_end(wait).await, Ended::Closed(4001));
+
+    // Revoking the API key (from a new session) closes the key's socket.
+    let login: Value = app
+        .login("alice@example.com", crate::helpers::PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let fresh = token(&login, "accessToken");
+    let path = format!("/v1/api-keys/{}", key["id"].as_str().unwrap());
+    let revoked = app
+        .send(reqwest::Method::DELETE, &path, Some(&fresh), None)
+        .await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    assert_eq!(by_key.until_end(wait).await, Ended::Closed(4001));
+    if let Some(gateway) = gateway {
+        gateway.shutdown().await;
+    }
 }
