@@ -227,6 +227,13 @@ impl Server {
         &self.state
     }
 
+    /// Waits until the sequencer has failed (a commit that failed, or a panic): from then on
+    /// every write is refused until a restart recovers from the journal. Never returns on a
+    /// healthy primary or on a gateway.
+    pub async fn sequencer_failed(&self) {
+        self.state.sequencer.failed().await
+    }
+
     /// What recovery found at start (`None` on a read-only gateway, which has no engine).
     pub fn recovery(&self) -> Option<&RecoveryReport> {
         self.sequencer.as_ref().map(|(_, report)| report)

@@ -1,5 +1,6 @@
 //! `server` binary: load `.env`, read and validate the configuration, start (with `--demo`, also
-//! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM. `--openapi` prints the API's
+//! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM — or exit 1 when the
+//! sequencer fails, for a supervisor to restart it. `--openapi` prints the API's
 //! OpenAPI document and exits, touching no configuration or database. Everything else lives in
 //! the library.
 
@@ -53,14 +54,26 @@ async fn main() -> ExitCode {
     } else {
         None
     };
-    shutdown_signal().await;
+    // A failed sequencer refuses every write until a restart recovers it: exit non-zero so a
+    // supervisor (systemd, Docker, Kubernetes) restarts the process instead of leaving a zombie.
+    let failed = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = server.sequencer_failed() => true,
+    };
+    if failed {
+        tracing::error!("the sequencer failed: exiting so the restart recovers from the journal");
+    }
     tracing::info!("shutting down");
     let _ = stop_demo.send(true);
     if let Some(demo) = demo {
         let _ = demo.await;
     }
     server.shutdown().await;
-    ExitCode::SUCCESS
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 async fn shutdown_signal() {

@@ -274,6 +274,19 @@ impl SequencerHandle {
         *self.status.borrow()
     }
 
+    /// Waits until the sequencer has failed (a failed commit or a panic); never returns on a
+    /// sequencer that stops on request or keeps running.
+    pub async fn failed(&self) {
+        let mut status = self.status.clone();
+        if status
+            .wait_for(|status| *status == Status::Failed)
+            .await
+            .is_err()
+        {
+            std::future::pending::<()>().await;
+        }
+    }
+
     /// The handle of a read-only gateway: every request answers `ReadOnly`.
     pub fn read_only(metrics: Arc<Metrics>) -> SequencerHandle {
         let (tx, _rx) = mpsc::channel(1);
@@ -320,11 +333,18 @@ impl SequencerTask {
     }
 }
 
-/// Runs `sequencer` on a thread of its own; answers its abort handle and its end.
+/// What watches the sequencer from outside its task: a task that panics cannot mark itself.
+struct Watch {
+    status: Arc<watch::Sender<Status>>,
+    metrics: Arc<Metrics>,
+}
+
+/// Runs `task` (the sequencer's loop) on a thread of its own; answers its abort handle and its
+/// end. A panic ends the task without its own fail-stop, so it is marked `Failed` here: readyz
+/// says so, writes are refused, and the process exits for its supervisor to restart it.
 async fn spawn_on_own_thread(
-    sequencer: Sequencer,
-    rx: mpsc::Receiver<Request>,
-    shutdown: oneshot::Receiver<()>,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+    watch: Watch,
 ) -> Result<(AbortHandle, oneshot::Receiver<Result<(), JoinError>>), RecoveryError> {
     let (started_tx, started) = oneshot::channel();
     let (ended_tx, ended) = oneshot::channel();
@@ -336,9 +356,17 @@ async fn spawn_on_own_thread(
         .name("sequencer".to_owned())
         .spawn(move || {
             runtime.block_on(async move {
-                let join = tokio::spawn(sequencer.run(rx, shutdown));
+                let join = tokio::spawn(task);
                 let _ = started_tx.send(join.abort_handle());
-                let _ = ended_tx.send(join.await);
+                let end = join.await;
+                if let Err(error) = &end {
+                    if error.is_panic() {
+                        tracing::error!("THE SEQUENCER PANICKED: writes stop; restart the server to recover from the journal");
+                        watch.status.send_replace(Status::Failed);
+                        watch.metrics.sequencer_up.store(0, Ordering::Relaxed);
+                    }
+                }
+                let _ = ended_tx.send(end);
             });
         })
         .map_err(RecoveryError::Thread)?;
@@ -367,6 +395,7 @@ pub async fn start(
     );
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (status_tx, status_rx) = watch::channel(Status::Running);
+    let status_tx = Arc::new(status_tx);
     let (shutdown_tx, shutdown_rx) = oneshot::channel();
     metrics.last_seq.store(recovered.seq, Ordering::Relaxed);
     metrics.open_orders.store(
@@ -383,7 +412,7 @@ pub async fn start(
         db,
         config,
         metrics: metrics.clone(),
-        status: status_tx,
+        status: status_tx.clone(),
         seq: recovered.seq,
         seq_at_snapshot: recovered.seq_at_snapshot,
         link: recovered.link,
@@ -397,7 +426,11 @@ pub async fn start(
         feed,
         publisher,
     };
-    let (abort, ended) = spawn_on_own_thread(sequencer, rx, shutdown_rx).await?;
+    let watch = Watch {
+        status: status_tx,
+        metrics: metrics.clone(),
+    };
+    let (abort, ended) = spawn_on_own_thread(sequencer.run(rx, shutdown_rx), watch).await?;
     let handle = SequencerHandle {
         tx,
         status: status_rx,
@@ -462,7 +495,7 @@ struct Sequencer {
     db: Db,
     config: SequencerConfig,
     metrics: Arc<Metrics>,
-    status: watch::Sender<Status>,
+    status: Arc<watch::Sender<Status>>,
     /// The last sequence number handed out (and, between batches, committed).
     seq: u64,
     seq_at_snapshot: u64,
@@ -850,4 +883,36 @@ fn orders_of(event: &Event) -> impl Iterator<Item = OrderId> {
         _ => (None, None),
     };
     first.into_iter().chain(second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sequencer_that_panics_is_marked_failed_not_left_running() {
+        let (status, watched) = watch::channel(Status::Running);
+        let metrics = Arc::new(Metrics::default());
+        metrics.sequencer_up.store(1, Ordering::Relaxed);
+        let watch = Watch {
+            status: Arc::new(status),
+            metrics: metrics.clone(),
+        };
+        let handle = SequencerHandle {
+            tx: mpsc::channel(1).0,
+            status: watched,
+            metrics: metrics.clone(),
+            users: KnownUsers::default(),
+            market_data: SharedMarketData::default(),
+        };
+        let (_abort, ended) = spawn_on_own_thread(async { panic!("a bug") }, watch)
+            .await
+            .unwrap();
+        assert!(ended.await.unwrap().unwrap_err().is_panic());
+        tokio::time::timeout(std::time::Duration::from_secs(5), handle.failed())
+            .await
+            .expect("the failure is seen");
+        assert_eq!(handle.status(), Status::Failed);
+        assert_eq!(metrics.sequencer_up.load(Ordering::Relaxed), 0);
+    }
 }

@@ -15,11 +15,15 @@ use std::time::{Duration, Instant};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use server::config::Storage;
+use sqlx::Connection;
 use tokio::task::JoinSet;
 
 use crate::helpers::{Backend, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD, JWT_SECRET, PASSWORD};
 
-crate::on_both_databases!(a_killed_server_restarts_with_everything_it_acknowledged);
+crate::on_both_databases!(
+    a_killed_server_restarts_with_everything_it_acknowledged,
+    a_server_that_cannot_commit_exits_and_restarts_with_what_it_acknowledged,
+);
 
 /// Commands between two snapshots: few, so the run crosses dozens of them.
 const SNAPSHOT_EVERY: u32 = 20;
@@ -104,6 +108,22 @@ impl ServerProcess {
             assert!(
                 started.elapsed() < START_TIMEOUT,
                 "the server did not start within {START_TIMEOUT:?}:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for the process to exit on its own; its exit status.
+    async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("child status") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < within,
+                "the server still runs after {within:?}:\n{}",
                 self.log_text()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -423,4 +443,83 @@ async fn a_killed_server_restarts_with_everything_it_acknowledged(backend: Backe
         assert_eq!(market["state"], "RESOLVED");
         assert_eq!(market["resolution"]["outcome"], "YES");
     }
+}
+
+/// Makes every batch commit fail (as a full disk or a broken database would), or undoes it.
+async fn break_commits(db: &TestDb, broken: bool) {
+    sqlx::any::install_default_drivers();
+    let (url, statement) = match (&db.storage, broken) {
+        (Storage::Sqlite(path), true) => (
+            format!("sqlite://{}", path.display()),
+            "CREATE TRIGGER broken BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'broken'); END",
+        ),
+        (Storage::Sqlite(path), false) => (
+            format!("sqlite://{}", path.display()),
+            "DROP TRIGGER broken",
+        ),
+        (Storage::Postgres(url), true) => (
+            url.clone(),
+            "ALTER TABLE batches ADD CONSTRAINT broken CHECK (last_seq < 0) NOT VALID",
+        ),
+        (Storage::Postgres(url), false) => (url.clone(), "ALTER TABLE batches DROP CONSTRAINT broken"),
+    };
+    let mut connection = sqlx::AnyConnection::connect(&url).await.expect("connect");
+    sqlx::query(statement)
+        .execute(&mut connection)
+        .await
+        .expect("the fault is set");
+    connection.close().await.ok();
+}
+
+/// A commit fails: the sequencer stops (fail-stop), the write gets 503, and
+/// the process exits non-zero instead of staying up unable to write. Restarted once the
+/// database is whole again, it recovers: what was acknowledged is there, what failed is not.
+async fn a_server_that_cannot_commit_exits_and_restarts_with_what_it_acknowledged(
+    backend: Backend,
+) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let client = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut server = ServerProcess::start(&db, 0);
+    server.wait_ready(&client).await;
+    let mut api = Api {
+        client: client.clone(),
+        base: server.base.clone(),
+    };
+    let admin = api.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let trader = api.trader(&admin, "trader@example.com").await;
+    let market = api.market(&admin, "faulty").await;
+    let kept = api
+        .limit(&trader, limit_order(&market, "YES", "0.20", 1, "GTC"))
+        .await;
+
+    break_commits(&db, true).await;
+    let order = limit_order(&market, "YES", "0.21", 1, "GTC");
+    let (status, body) = api
+        .try_send(Method::POST, "/v1/orders", &trader, Some(order))
+        .await
+        .expect("the failed write is answered");
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let exit = server.exit_status(Duration::from_secs(30)).await;
+    assert!(!exit.success(), "{exit}");
+    assert!(server.log_text().contains("the sequencer failed"));
+
+    break_commits(&db, false).await;
+    server = ServerProcess::start(&db, 1);
+    server.wait_ready(&client).await;
+    api.base = server.base.clone();
+    let open = api.get("/v1/orders?status=open", &trader).await;
+    let ids: Vec<&Value> = open["data"]
+        .as_array()
+        .expect("orders")
+        .iter()
+        .map(|order| &order["id"])
+        .collect();
+    assert_eq!(ids, [&kept["id"]], "only the acknowledged order");
+    api.limit(&trader, limit_order(&market, "YES", "0.22", 1, "GTC"))
+        .await;
 }
