@@ -76,7 +76,8 @@ async fn engine_side(
     }
     let redis = match redis_url {
         Some(url) => {
-            let (sink, join) = RedisSink::spawn(url, config.streams.redis_channel.clone())?;
+            let channel = config.streams.redis_channel.clone();
+            let (sink, join) = RedisSink::spawn(url, channel, metrics.clone())?;
             streams.push(join);
             Some(sink)
         }

@@ -75,6 +75,10 @@ pub struct Metrics {
     pub stream_messages_total: AtomicU64,
     /// Committed batches whose stream messages are not yet published.
     pub stream_backlog: AtomicU64,
+    /// Batches of stream messages dropped because the publisher's queue was full.
+    pub stream_batches_dropped_total: AtomicU64,
+    /// Batches not sent to Redis (unreachable, or its queue full).
+    pub redis_batches_dropped_total: AtomicU64,
     pub ws_connections: AtomicU64,
     pub ws_slow_consumers_total: AtomicU64,
 }
@@ -95,6 +99,8 @@ impl Default for Metrics {
             sequencer_up: AtomicU64::new(0),
             stream_messages_total: AtomicU64::new(0),
             stream_backlog: AtomicU64::new(0),
+            stream_batches_dropped_total: AtomicU64::new(0),
+            redis_batches_dropped_total: AtomicU64::new(0),
             ws_connections: AtomicU64::new(0),
             ws_slow_consumers_total: AtomicU64::new(0),
         }
@@ -149,6 +155,18 @@ impl Metrics {
                 "predex_ws_slow_consumers_total",
                 "WebSocket connections closed because their send queue was full.",
                 &self.ws_slow_consumers_total,
+            ),
+            (
+                "predex_stream_batches_dropped_total",
+                "Batches of stream messages dropped because the publisher fell behind (clients \
+                 see the gap and resync).",
+                &self.stream_batches_dropped_total,
+            ),
+            (
+                "predex_redis_batches_dropped_total",
+                "Batches of stream messages not sent to Redis because it was unreachable or \
+                 behind (gateways see the gap and resync).",
+                &self.redis_batches_dropped_total,
             ),
         ];
         for (name, help, value) in counters {

@@ -1,6 +1,7 @@
 //! A read-only gateway (no engine) behind real Redis serves the primary's streams — the same
 //! frames with the same seqs — and the same REST reads, and refuses writes. Needs
-//! `TEST_REDIS_URL` (CI sets it); without it the tests print a notice and pass.
+//! `TEST_REDIS_URL` (CI sets it); without it the tests print a notice and pass. A primary whose
+//! Redis is down keeps trading and counts the stream batches it could not send.
 
 use std::time::Duration;
 
@@ -15,7 +16,10 @@ use uuid::Uuid;
 use crate::helpers::{spawn_app_with, Backend};
 use crate::ws_client::WsClient;
 
-crate::on_both_databases!(a_gateway_through_redis_serves_the_primarys_streams_and_reads);
+crate::on_both_databases!(
+    a_gateway_through_redis_serves_the_primarys_streams_and_reads,
+    a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped,
+);
 
 /// Waits until someone listens on `channel` (the gateway's relay), so no early batch is lost.
 async fn relay_listening(redis_url: &str, channel: &str) {
@@ -187,4 +191,66 @@ async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: 
     let ready = app.client.get(gateway_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     gateway.shutdown().await;
+}
+
+/// A closed port: every connection to "Redis" is refused.
+const REDIS_DOWN: &str = "redis://127.0.0.1:1";
+
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from the metrics"))
+}
+
+async fn a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.streams.redis_url = Some(REDIS_DOWN.into());
+    })
+    .await
+    else {
+        return;
+    };
+    let (_admin, market, alice, bob) = app.market_with_two_traders("1000").await;
+    let started = std::time::Instant::now();
+    for (index, who) in [&alice, &bob].into_iter().cycle().take(40).enumerate() {
+        let outcome = if index % 2 == 0 { "YES" } else { "NO" };
+        let order = json!({ "marketId": market["id"], "side": "BUY", "outcome": outcome,
+                            "type": "LIMIT", "price": "0.50", "qty": 1 });
+        let placed = app.post("/v1/orders", Some(who), order).await;
+        assert_eq!(placed.status(), StatusCode::CREATED);
+    }
+    // Nothing waited on a Redis that never answers (a connection attempt each would be seen).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    // The sink's task counts as it goes: give it a moment to reach the last batch.
+    let mut metrics = String::new();
+    for _ in 0..40 {
+        metrics = app.get("/metrics", None).await.text().await.unwrap();
+        if counter(&metrics, "predex_redis_batches_dropped_total") >= 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dropped = counter(&metrics, "predex_redis_batches_dropped_total");
+    assert!(
+        dropped >= 40,
+        "every batch was dropped and counted: {dropped}"
+    );
+    assert_eq!(counter(&metrics, "predex_stream_batches_dropped_total"), 0);
+    // Local clients were not affected: the trades are on the local stream's REST side.
+    let trades: Value = app
+        .get(
+            &format!("/v1/markets/{}/trades", market["id"].as_str().unwrap()),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trades["data"].as_array().unwrap().len(), 20);
 }
