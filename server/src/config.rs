@@ -129,6 +129,10 @@ pub struct Config {
     /// Browser origins allowed to call the API cross-origin (`CORS_ALLOWED_ORIGINS`, comma
     /// separated, like `https://app.example.com`). Empty: same-origin only.
     pub cors_allowed_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`, comma-separated IPs
+    /// or CIDRs, like `10.0.0.0/8,127.0.0.1`). Empty: the peer address is the client, and the
+    /// header is ignored (anyone can send it).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `RATE_LIMIT_AUTH_PER_MINUTE` (per client IP), `RATE_LIMIT_ORDERS_PER_SECOND` and
     /// `RATE_LIMIT_FAUCET_PER_MINUTE` (per user).
     pub limits: crate::limits::LimitsConfig,
@@ -235,6 +239,7 @@ impl Config {
         };
         let faucet = reader.faucet(env);
         let cors_allowed_origins = reader.origins();
+        let trusted_proxies = reader.proxies();
         let defaults = crate::limits::LimitsConfig::default();
         let limits = crate::limits::LimitsConfig {
             auth_per_minute: reader.rate("RATE_LIMIT_AUTH_PER_MINUTE", defaults.auth_per_minute),
@@ -263,6 +268,7 @@ impl Config {
             log_format,
             faucet,
             cors_allowed_origins,
+            trusted_proxies,
             limits,
             streams,
         })
@@ -353,6 +359,26 @@ impl Reader<'_> {
             }
         }
         origins
+    }
+
+    /// `TRUSTED_PROXIES`: IPs (`127.0.0.1`) or networks (`10.0.0.0/8`).
+    fn proxies(&mut self) -> Vec<ipnet::IpNet> {
+        let Some(raw) = self.get("TRUSTED_PROXIES") else {
+            return Vec::new();
+        };
+        let mut proxies = Vec::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let parsed = entry
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => proxies.push(net),
+                Err(_) => self.problem(format!(
+                    "TRUSTED_PROXIES: `{entry}` is not an IP address or a network like 10.0.0.0/8"
+                )),
+            }
+        }
+        proxies
     }
 
     fn streams(&mut self) -> StreamsConfig {
@@ -674,6 +700,22 @@ mod tests {
             let error = config(&vars).unwrap_err();
             assert!(error.to_string().contains("FAUCET_"), "{bad:?}: {error}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_ips_or_networks() {
+        let none = config(&[("JWT_SECRET", SECRET)]).unwrap();
+        assert!(none.trusted_proxies.is_empty());
+        let some = config(&[
+            ("JWT_SECRET", SECRET),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
+        ])
+        .unwrap();
+        let shown: Vec<String> = some.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        let error =
+            config(&[("JWT_SECRET", SECRET), ("TRUSTED_PROXIES", "proxy.local")]).unwrap_err();
+        assert!(error.to_string().contains("TRUSTED_PROXIES"), "{error}");
     }
 
     #[test]

@@ -12,9 +12,6 @@ pub mod password;
 pub mod revocations;
 pub mod session;
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -30,7 +27,7 @@ use uuid::Uuid;
 use crate::domain::{Email, FullName, Password};
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{
-    authenticate, check_csrf, ApiJson, AuthMethod, AuthUser, OptionalJson, ACCESS_COOKIE,
+    authenticate, check_csrf, ApiJson, AuthMethod, AuthUser, ClientIp, OptionalJson, ACCESS_COOKIE,
     CSRF_COOKIE, REFRESH_COOKIE,
 };
 use crate::http::openapi::{
@@ -92,10 +89,10 @@ struct UserEnvelope {
 #[tracing::instrument(skip_all)]
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    state.limits.auth(peer.ip())?;
+    state.limits.auth(client)?;
     let email = Email::parse(&body.email)?;
     let full_name = FullName::parse(&body.full_name)?;
     let password = Password::parse(body.password, &email)?;
@@ -173,11 +170,11 @@ struct TokenResponse {
 #[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    state.limits.auth(peer.ip())?;
+    state.limits.auth(client)?;
     let wrong = Error::Unauthenticated("invalid email or password");
     // A malformed email cannot belong to anyone: same answer, same work.
     let user = match Email::parse(&body.email) {
@@ -323,12 +320,12 @@ async fn presented_refresh_token(
 #[tracing::instrument(skip_all)]
 async fn refresh(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     parts: Parts,
     jar: CookieJar,
     OptionalJson(body): OptionalJson<RefreshRequest>,
 ) -> Result<impl IntoResponse, Error> {
-    state.limits.auth(peer.ip())?;
+    state.limits.auth(client)?;
     let token = presented_refresh_token(&state, &parts, &jar, body)
         .await?
         .ok_or(Error::Unauthenticated("refreshToken required"))?;

@@ -1,7 +1,8 @@
 //! Password hashing: argon2id with OWASP's parameters (m = 19 MiB, t = 2, p = 1), PHC strings.
 //!
 //! Hashing is deliberately slow, so it runs on the blocking pool (`spawn_blocking`), never on an
-//! async worker. Verification reads the parameters from the stored hash, so raising them later
+//! async worker, and at most `HASHES_AT_ONCE` run at a time (each takes 19 MiB: a flood of
+//! logins queues for a permit instead of taking the machine's memory). Verification reads the parameters from the stored hash, so raising them later
 //! keeps old hashes working. A login for an unknown email verifies against a dummy hash, so the
 //! answer takes as long as for a wrong password.
 
@@ -17,6 +18,24 @@ use crate::http::Error;
 pub const ARGON2_MEMORY_KIB: u32 = 19_456;
 pub const ARGON2_ITERATIONS: u32 = 2;
 pub const ARGON2_LANES: u32 = 1;
+/// Hashes computed at once, at most: 4 x 19 MiB.
+pub const HASHES_AT_ONCE: usize = 4;
+
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
+
+/// Runs `work` on the blocking pool once one of the `HASHES_AT_ONCE` permits is free.
+async fn bounded<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let _permit = HASHING.acquire().await.map_err(Error::internal)?;
+    tokio::task::spawn_blocking(move || {
+        #[cfg(test)]
+        let _probe = tests::Probe::enter();
+        work()
+    })
+    .await
+    .map_err(Error::internal)?
+}
 
 fn argon2() -> Result<Argon2<'static>, Error> {
     let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
@@ -42,15 +61,13 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 }
 
 pub async fn hash(password: String) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || hash_blocking(&password))
-        .await
-        .map_err(Error::internal)?
+    bounded(move || hash_blocking(&password)).await
 }
 
 /// Whether `password` matches `hash`; with no hash (unknown user) it checks a dummy one and
 /// answers false, taking the same time.
 pub async fn verify(password: String, hash: Option<String>) -> Result<bool, Error> {
-    tokio::task::spawn_blocking(move || match hash {
+    bounded(move || match hash {
         Some(hash) => Ok(verify_blocking(&password, &hash)),
         None => {
             let dummy = dummy_hash()?;
@@ -59,7 +76,6 @@ pub async fn verify(password: String, hash: Option<String>) -> Result<bool, Erro
         }
     })
     .await
-    .map_err(Error::internal)?
 }
 
 fn dummy_hash() -> Result<&'static str, Error> {
@@ -73,7 +89,39 @@ fn dummy_hash() -> Result<&'static str, Error> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    /// Counts hashes running at once while alive.
+    pub(super) struct Probe;
+
+    impl Probe {
+        pub(super) fn enter() -> Probe {
+            let now = IN_FLIGHT.fetch_add(1, Ordering::SeqCst) + 1;
+            PEAK.fetch_max(now, Ordering::SeqCst);
+            Probe
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            IN_FLIGHT.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_than_the_bound_hash_at_once() {
+        let logins = (0..24).map(|n| tokio::spawn(verify(format!("guess {n}"), None)));
+        for login in logins {
+            assert!(!login.await.unwrap().unwrap());
+        }
+        let peak = PEAK.load(Ordering::SeqCst);
+        assert!((1..=HASHES_AT_ONCE).contains(&peak), "{peak} at once");
+    }
 
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {

@@ -1,6 +1,7 @@
 //! Extractors: JSON bodies with our error shape, and who is calling.
 //!
 //! `ApiJson<T>` maps axum's JSON rejections to 400/413/415 in the API's error shape.
+//! `ClientIp` is the client's address behind the configured trusted proxies.
 //! `AuthUser` authenticates a request from, in order: `X-API-Key`, `Authorization: Bearer`, or
 //! the access-token cookie. Cookie-authenticated writes (anything but GET/HEAD/OPTIONS) must
 //! carry the session's CSRF token in `X-CSRF-Token`, matching the csrf cookie (signed double
@@ -10,10 +11,13 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum_extra::extract::cookie::CookieJar;
+use ipnet::IpNet;
 use serde::de::DeserializeOwned;
 use sqlx::Row;
 use uuid::Uuid;
@@ -28,6 +32,7 @@ pub const REFRESH_COOKIE: &str = "predex_refresh";
 pub const CSRF_COOKIE: &str = "predex_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 pub const API_KEY_HEADER: &str = "x-api-key";
+const FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// A JSON body; a body that does not parse is a 400 in the API's shape.
 pub struct ApiJson<T>(pub T);
@@ -89,6 +94,51 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
             .map(|value| OptionalJson(Some(value)))
             .map_err(|error| Error::BadRequest(format!("invalid JSON body: {error}")))
     }
+}
+
+/// The client's address, for per-client limits: the peer, or — when the peer is one of the
+/// `TRUSTED_PROXIES` — the last address in `X-Forwarded-For` that is not a trusted proxy
+/// (addresses further left were written by the client and prove nothing).
+pub struct ClientIp(pub IpAddr);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip())
+            .ok_or_else(|| Error::internal("no peer address"))?;
+        Ok(ClientIp(client_ip(
+            peer,
+            &parts.headers,
+            &state.config.trusted_proxies,
+        )))
+    }
+}
+
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<&str> = headers
+        .get_all(FORWARDED_FOR)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    for entry in forwarded.into_iter().rev() {
+        match entry.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => continue,
+            Ok(ip) => return ip,
+            // Unreadable: what the proxies vouch for ends here.
+            Err(_) => return peer,
+        }
+    }
+    peer
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -257,5 +307,49 @@ fn role_of(text: &str) -> Role {
         Role::Admin
     } else {
         Role::User
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(forwarded: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in forwarded {
+            headers.append(FORWARDED_FOR, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_client_is_the_last_untrusted_hop() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let client = |peer: IpAddr, forwarded: &[&str], trusted: &[IpNet]| {
+            client_ip(peer, &headers(forwarded), trusted).to_string()
+        };
+        // No proxy trusted: the header is anyone's to write.
+        assert_eq!(client(proxy, &["203.0.113.9"], &[]), "10.0.0.5");
+        // From a trusted proxy: the last address it did not add itself.
+        assert_eq!(client(proxy, &["203.0.113.9"], &trusted), "203.0.113.9");
+        assert_eq!(
+            client(proxy, &["1.2.3.4, 203.0.113.9, 10.0.0.7"], &trusted),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            client(proxy, &["1.2.3.4", "203.0.113.9"], &trusted),
+            "203.0.113.9"
+        );
+        // Not from a trusted proxy: its header is ignored.
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(client(stranger, &["203.0.113.9"], &trusted), "198.51.100.1");
+        // Nothing usable: the proxy itself.
+        assert_eq!(client(proxy, &[], &trusted), "10.0.0.5");
+        assert_eq!(client(proxy, &["garbage"], &trusted), "10.0.0.5");
+        assert_eq!(
+            client(proxy, &["203.0.113.9, garbage, 10.0.0.7"], &trusted),
+            "10.0.0.5"
+        );
     }
 }

@@ -183,6 +183,7 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
         log_format: LogFormat::Pretty,
         faucet: None,
         cors_allowed_origins: Vec::new(),
+        trusted_proxies: Vec::new(),
         // Far above what any test sends; `limits.rs` sets its own.
         limits: LimitsConfig {
             auth_per_minute: NonZeroU32::new(100_000).unwrap(),

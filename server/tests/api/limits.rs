@@ -8,7 +8,10 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app_with, token, Backend};
 
-crate::on_both_databases!(auth_and_order_requests_past_their_quota_get_429);
+crate::on_both_databases!(
+    auth_and_order_requests_past_their_quota_get_429,
+    behind_a_trusted_proxy_each_client_has_its_own_auth_bucket,
+);
 
 async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
@@ -87,4 +90,63 @@ async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
     let other = app.post("/v1/orders", Some(&bob), order.clone()).await;
     // Bob has no money: refused by the engine, not by the limiter.
     assert_eq!(other.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn login_from(app: &crate::helpers::TestApp, forwarded_for: &str) -> StatusCode {
+    app.client
+        .post(app.url("/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": "nobody@example.com", "password": "wrong password" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Behind a trusted proxy, `X-Forwarded-For` names the client, so one client's failures do not
+/// lock out everyone behind the proxy; from anyone else the header is ignored, so it cannot be
+/// forged to escape the limit.
+async fn behind_a_trusted_proxy_each_client_has_its_own_auth_bucket(backend: Backend) {
+    let limited = |trusted: &str| {
+        let trusted = trusted.to_owned();
+        move |config: &mut server::config::Config| {
+            config.limits.auth_per_minute = NonZeroU32::new(2).unwrap();
+            config.trusted_proxies = if trusted.is_empty() {
+                Vec::new()
+            } else {
+                vec![trusted.parse().unwrap()]
+            };
+        }
+    };
+    let Some(proxied) = spawn_app_with(backend, limited("127.0.0.1/32")).await else {
+        return;
+    };
+    let mallory = "203.0.113.66";
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(login_from(&proxied, mallory).await);
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    assert_eq!(
+        login_from(&proxied, "198.51.100.7").await,
+        StatusCode::UNAUTHORIZED,
+        "another client behind the proxy is not limited"
+    );
+    drop(proxied);
+
+    let Some(direct) = spawn_app_with(backend, limited("")).await else {
+        return;
+    };
+    let mut forged = Vec::new();
+    for ip in [mallory, "198.51.100.1", "198.51.100.2"] {
+        forged.push(login_from(&direct, ip).await);
+    }
+    assert_eq!(forged[2], StatusCode::TOO_MANY_REQUESTS, "{forged:?}");
 }
