@@ -133,8 +133,9 @@ pub struct Config {
     /// or CIDRs, like `10.0.0.0/8,127.0.0.1`). Empty: the peer address is the client, and the
     /// header is ignored (anyone can send it).
     pub trusted_proxies: Vec<ipnet::IpNet>,
-    /// `RATE_LIMIT_AUTH_PER_MINUTE` (per client IP), `RATE_LIMIT_ORDERS_PER_SECOND` and
-    /// `RATE_LIMIT_FAUCET_PER_MINUTE` (per user).
+    /// `RATE_LIMIT_AUTH_PER_MINUTE`, `RATE_LIMIT_READS_PER_SECOND`, `RATE_LIMIT_READS_IN_FLIGHT`
+    /// (per client IP), `RATE_LIMIT_ORDERS_PER_SECOND` and `RATE_LIMIT_FAUCET_PER_MINUTE` (per
+    /// user).
     pub limits: crate::limits::LimitsConfig,
     pub streams: StreamsConfig,
 }
@@ -247,6 +248,8 @@ impl Config {
                 .rate("RATE_LIMIT_ORDERS_PER_SECOND", defaults.orders_per_second),
             faucet_per_minute: reader
                 .rate("RATE_LIMIT_FAUCET_PER_MINUTE", defaults.faucet_per_minute),
+            reads_per_second: reader.rate("RATE_LIMIT_READS_PER_SECOND", defaults.reads_per_second),
+            reads_in_flight: reader.rate("RATE_LIMIT_READS_IN_FLIGHT", defaults.reads_in_flight),
         };
         let streams = reader.streams();
         if !reader.problems.is_empty() {

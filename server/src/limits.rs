@@ -1,16 +1,18 @@
-//! Rate limits: per client IP on the auth endpoints (password guessing, sign-up floods), per
-//! user on the order endpoints (a runaway bot must not crowd everyone else out of the single
-//! writer; each item of a batch counts) and on the faucet. Keyed token buckets from
-//! `governor`, in process.
+//! Rate limits: per client IP on the auth endpoints (password guessing, sign-up floods) and on
+//! public market-data reads (rate, and requests in flight at once), per user on the order
+//! endpoints (a runaway bot must not crowd everyone else out of the single writer; each item of
+//! a batch counts) and on the faucet. Keyed token buckets from `governor`, in process.
 //!
 //! Owns the quotas and the keyed buckets; a refused request becomes `Error::RateLimited` with
 //! the wait, answered 429 with `Retry-After`. Must never count a request twice or block: a
 //! check is a few atomic operations. (With several instances behind a load balancer each keeps
 //! its own buckets.)
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use engine::units::BATCH_ITEMS_MAX;
 use governor::clock::{Clock, DefaultClock};
@@ -32,6 +34,11 @@ pub struct LimitsConfig {
     pub orders_per_second: NonZeroU32,
     /// Faucet calls one user may make per minute.
     pub faucet_per_minute: NonZeroU32,
+    /// Public market-data reads (book, ticker, trades, candles) one client IP may make per
+    /// second (a burst of as many).
+    pub reads_per_second: NonZeroU32,
+    /// Public market-data reads one client IP may have in flight at once.
+    pub reads_in_flight: NonZeroU32,
 }
 
 impl Default for LimitsConfig {
@@ -40,6 +47,8 @@ impl Default for LimitsConfig {
             auth_per_minute: NonZeroU32::new(30).expect("non-zero"),
             orders_per_second: NonZeroU32::new(50).expect("non-zero"),
             faucet_per_minute: NonZeroU32::new(5).expect("non-zero"),
+            reads_per_second: NonZeroU32::new(100).expect("non-zero"),
+            reads_in_flight: NonZeroU32::new(16).expect("non-zero"),
         }
     }
 }
@@ -48,7 +57,31 @@ pub struct Limits {
     auth: DefaultKeyedRateLimiter<IpAddr>,
     orders: DefaultKeyedRateLimiter<Uuid>,
     faucet: DefaultKeyedRateLimiter<Uuid>,
+    reads: DefaultKeyedRateLimiter<IpAddr>,
+    reads_in_flight: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    reads_in_flight_max: u32,
     checks: AtomicU64,
+}
+
+/// One client's place among its reads in flight; given back when dropped.
+pub struct ReadSlot {
+    ip: IpAddr,
+    in_flight: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl Drop for ReadSlot {
+    fn drop(&mut self) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = in_flight.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.ip);
+            }
+        }
+    }
 }
 
 impl Limits {
@@ -61,6 +94,9 @@ impl Limits {
                 Quota::per_second(config.orders_per_second).allow_burst(orders_burst),
             ),
             faucet: RateLimiter::keyed(Quota::per_minute(config.faucet_per_minute)),
+            reads: RateLimiter::keyed(Quota::per_second(config.reads_per_second)),
+            reads_in_flight: Arc::default(),
+            reads_in_flight_max: config.reads_in_flight.get(),
             checks: AtomicU64::new(0),
         }
     }
@@ -86,6 +122,28 @@ impl Limits {
         }
     }
 
+    /// A public read from `ip`: within its rate, and a place among its reads in flight (a
+    /// client at its most is refused at once rather than queued).
+    pub fn read(&self, ip: IpAddr) -> Result<ReadSlot, Error> {
+        self.prune();
+        refused(self.reads.check_key(&ip))?;
+        let mut in_flight = self
+            .reads_in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = in_flight.entry(ip).or_insert(0);
+        if *count >= self.reads_in_flight_max {
+            return Err(Error::RateLimited {
+                retry_after_secs: 1,
+            });
+        }
+        *count += 1;
+        Ok(ReadSlot {
+            ip,
+            in_flight: self.reads_in_flight.clone(),
+        })
+    }
+
     pub fn faucet(&self, user: Uuid) -> Result<(), Error> {
         self.prune();
         refused(self.faucet.check_key(&user))
@@ -96,6 +154,7 @@ impl Limits {
             self.auth.retain_recent();
             self.orders.retain_recent();
             self.faucet.retain_recent();
+            self.reads.retain_recent();
         }
     }
 }
@@ -122,6 +181,8 @@ mod tests {
             auth_per_minute: NonZeroU32::new(2).unwrap(),
             orders_per_second: NonZeroU32::new(1).unwrap(),
             faucet_per_minute: NonZeroU32::new(1).unwrap(),
+            reads_per_second: NonZeroU32::new(1_000).unwrap(),
+            reads_in_flight: NonZeroU32::new(2).unwrap(),
         });
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         assert!(limits.auth(ip).is_ok());
@@ -141,5 +202,12 @@ mod tests {
         assert!(limits.faucet(alice).is_ok());
         assert!(limits.faucet(alice).is_err());
         assert!(limits.faucet(bob).is_ok());
+        // Two reads in flight per client: a third waits for one to end.
+        let first = limits.read(ip).unwrap();
+        let _second = limits.read(ip).unwrap();
+        assert!(limits.read(ip).is_err());
+        assert!(limits.read("192.0.2.8".parse().unwrap()).is_ok());
+        drop(first);
+        assert!(limits.read(ip).is_ok());
     }
 }

@@ -13,7 +13,8 @@
 //! machine, measured in the same run.
 //!
 //! The server needs its rate limits raised for this (RATE_LIMIT_AUTH_PER_MINUTE,
-//! RATE_LIMIT_ORDERS_PER_SECOND); the admin comes from `--admin-email`/`--admin-password` or
+//! RATE_LIMIT_ORDERS_PER_SECOND, and for `--readers` RATE_LIMIT_READS_PER_SECOND and
+//! RATE_LIMIT_READS_IN_FLIGHT: every reader shares one address); the admin comes from `--admin-email`/`--admin-password` or
 //! ADMIN_EMAIL/ADMIN_PASSWORD. Exits 1 if setup fails or any answer was an unexpected error.
 
 use std::process::ExitCode;

@@ -24,7 +24,7 @@ use super::{existing, MarketPath};
 use crate::db::{now_micros, Db};
 use crate::domain::{format_price, parse_time_micros};
 use crate::http::extractor::ApiQuery;
-use crate::http::openapi::{BadRequest, Internal, NotFound, Unprocessable};
+use crate::http::openapi::{BadRequest, Internal, NotFound, RateLimited, Unprocessable};
 use crate::http::schema::{CandleInterval, Price};
 use crate::http::{AppState, Error};
 use crate::sequencer::Status;
@@ -183,11 +183,13 @@ pub fn fill(traded: &[Traded], first: i64, last: i64, mut prior: Option<i64>) ->
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
         (status = 500, response = Internal),
     ),
 )]
 #[tracing::instrument(skip_all)]
 async fn candles(
+    _read: super::data::PublicRead,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<CandlesQuery>,

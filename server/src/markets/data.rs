@@ -7,13 +7,12 @@
 //! database readers also build the WebSocket snapshots. Everything is in YES prices. Must never
 //! show a level or trade that is not yet committed.
 
-use axum::extract::{Path, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,26 +21,52 @@ use uuid::Uuid;
 use super::{existing, Market, MarketPath};
 use crate::db::{now_micros, Db};
 use crate::domain::{format_price, format_rate};
-use crate::http::extractor::ApiQuery;
-use crate::http::openapi::{BadRequest, Internal, NotFound, Unavailable, Unprocessable};
+use crate::http::extractor::{ApiQuery, ClientIp};
+use crate::http::openapi::{
+    BadRequest, Internal, NotFound, RateLimited, Unavailable, Unprocessable,
+};
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema::{MidPrice, Price, PriceChange, Side, TradeKind};
 use crate::http::{AppState, Error};
+use crate::limits::ReadSlot;
 use crate::orders::store::below;
 use crate::sequencer::Status;
 use crate::users::rfc3339;
 
-/// Market-data requests (book, ticker, trades, candles) served at once; the rest wait their
-/// turn, never refused. A waiting request is parked, not runnable, so a flood of anonymous
-/// readers cannot crowd the order path's tasks off the runtime's few threads.
+/// Market-data requests (book, ticker, trades, candles) and stream snapshots served at once;
+/// the rest wait their turn. A waiting request is parked, not runnable, so a flood of anonymous readers cannot
+/// crowd the order path's tasks off the runtime's few threads.
 pub const READS_IN_FLIGHT_MAX: usize = 16;
 static READS_IN_FLIGHT: Semaphore = Semaphore::const_new(READS_IN_FLIGHT_MAX);
 
-/// Middleware: runs the request once one of `READS_IN_FLIGHT_MAX` places is free.
-pub async fn one_of_few(request: Request, next: Next) -> Response {
-    // The semaphore is never closed, so this waits rather than fails.
-    let _place = READS_IN_FLIGHT.acquire().await;
-    next.run(request).await
+/// A public market-data read's right to run, held for the handler's life: the client's rate
+/// and its reads in flight are checked (429 past either), then one of `READS_IN_FLIGHT_MAX`
+/// places is taken (waited for, never refused).
+pub struct PublicRead {
+    _slot: ReadSlot,
+    _place: SemaphorePermit<'static>,
+}
+
+impl FromRequestParts<AppState> for PublicRead {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let ClientIp(client) = ClientIp::from_request_parts(parts, state).await?;
+        let slot = state.limits.read(client)?;
+        Ok(PublicRead {
+            _slot: slot,
+            _place: read_place().await?,
+        })
+    }
+}
+
+/// One of the `READS_IN_FLIGHT_MAX` places for reads anyone can trigger (market data, stream
+/// snapshots), waited for.
+pub async fn read_place() -> Result<SemaphorePermit<'static>, Error> {
+    READS_IN_FLIGHT
+        .acquire()
+        .await
+        .map_err(|_| Error::internal("the read semaphore is never closed"))
 }
 
 pub const DEPTH_DEFAULT: usize = 20;
@@ -176,12 +201,14 @@ fn levels(levels: &[(u16, u64)]) -> Vec<LevelBody> {
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     ),
 )]
 #[tracing::instrument(skip_all)]
 async fn book(
+    _read: PublicRead,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<BookQuery>,
@@ -238,11 +265,13 @@ page_schema!(TradePage of TradeBody);
         (status = 400, response = BadRequest),
         (status = 404, response = NotFound),
         (status = 422, response = Unprocessable),
+        (status = 429, response = RateLimited),
         (status = 500, response = Internal),
     ),
 )]
 #[tracing::instrument(skip_all)]
 async fn trades(
+    _read: PublicRead,
     State(state): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
@@ -354,12 +383,14 @@ pub async fn price_at(db: &Db, market: i64, at: i64) -> Result<Option<i64>, Erro
     responses(
         (status = 200, description = "The ticker.", body = TickerBody),
         (status = 404, response = NotFound),
+        (status = 429, response = RateLimited),
         (status = 500, response = Internal),
         (status = 503, response = Unavailable),
     ),
 )]
 #[tracing::instrument(skip_all)]
 async fn ticker(
+    _read: PublicRead,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<TickerBody>, Error> {

@@ -58,11 +58,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(resume))
         .routes(routes!(close))
         .routes(routes!(resolve))
-        .merge(
-            data::router()
-                .merge(candles::router())
-                .layer(axum::middleware::from_fn(data::one_of_few)),
-        )
+        .merge(data::router())
+        .merge(candles::router())
 }
 
 /// A market as the projection holds it.

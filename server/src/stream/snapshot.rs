@@ -27,6 +27,8 @@ pub struct Snapshot {
 }
 
 pub async fn read(state: &AppState, topic: Topic) -> Result<Snapshot, Error> {
+    // However many sockets subscribe at once, only a few snapshots read the database at once.
+    let _place = data::read_place().await?;
     let db = &state.db;
     match topic {
         Topic::Book(market_id) => {

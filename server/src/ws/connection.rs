@@ -5,10 +5,13 @@
 //! a replay), the next one is sent, and a jump means messages were lost upstream, so the task
 //! resyncs that topic itself (a fresh snapshot flagged `resync`). Sends race the slow flag, so
 //! a client that stops reading is cut off (close 4008) even while a send is stuck. A revoked
-//! credential closes the connection (4001) as soon as the revocation is heard of. Must never
+//! credential closes the connection (4001) as soon as the revocation is heard of. Client
+//! operations past `OPS_PER_SECOND` (after a burst of one per possible topic) are answered
+//! `RATE_LIMITED` and not run. Must never
 //! send a topic's messages out of order or another user's private data.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,13 +19,14 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message as Frame, Utf8Bytes, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{CLOSE_IDLE, CLOSE_REVOKED, CLOSE_SLOW_CONSUMER, SUBSCRIPTIONS_MAX};
+use super::{CLOSE_IDLE, CLOSE_REVOKED, CLOSE_SLOW_CONSUMER, OPS_PER_SECOND, SUBSCRIPTIONS_MAX};
 use crate::http::extractor::{by_access_token, AuthMethod, AuthUser};
 use crate::http::{AppState, Error};
 use crate::stream::hub::{Inbox, Resume, SlowFlag, Subscriber};
@@ -65,6 +69,8 @@ struct Connection {
     slow: Arc<SlowFlag>,
     /// Subscribed topics and the last seq sent on each.
     topics: HashMap<Topic, u64>,
+    /// The client's operations budget (a subscribe loop must not become a database loop).
+    ops: DefaultDirectRateLimiter,
     sink: SplitSink<WebSocket, Frame>,
 }
 
@@ -86,6 +92,7 @@ pub async fn run(
         credential: user.map(|user| user.method),
         subscriber,
         topics: HashMap::new(),
+        ops: RateLimiter::direct(ops_quota()),
         sink,
     };
     let mut stream = stream;
@@ -222,6 +229,12 @@ impl Connection {
     async fn on_frame(&mut self, frame: Frame) -> Result<(), End> {
         match frame {
             Frame::Text(text) => match serde_json::from_str::<ClientOp>(text.as_str()) {
+                Ok(_) if self.ops.check().is_err() => {
+                    let error = Error::RateLimited {
+                        retry_after_secs: 1,
+                    };
+                    self.send_error(&error, None).await
+                }
                 Ok(op) => self.on_op(op).await,
                 Err(error) => {
                     let error = Error::BadRequest(format!(
@@ -400,6 +413,12 @@ impl Connection {
             self.state.hub.unsubscribe(topic, self.subscriber.id());
         }
     }
+}
+
+fn ops_quota() -> Quota {
+    let burst = u32::try_from(SUBSCRIPTIONS_MAX).unwrap_or(u32::MAX);
+    Quota::per_second(NonZeroU32::new(OPS_PER_SECOND).expect("non-zero"))
+        .allow_burst(NonZeroU32::new(burst).expect("non-zero"))
 }
 
 fn unknown_topic() -> Error {

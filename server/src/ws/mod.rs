@@ -34,6 +34,9 @@ pub const CLIENT_FRAME_BYTES_MAX: usize = 4 * 1024;
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Topics one connection may hold at once.
 pub const SUBSCRIPTIONS_MAX: usize = 200;
+/// Client operations (subscribe, unsubscribe, auth) one connection may send per second, after
+/// a first burst of `SUBSCRIPTIONS_MAX` (every topic at once).
+pub const OPS_PER_SECOND: u32 = 10;
 /// Close code and reason for a connection whose send queue overflowed.
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// Close code for a connection that stopped answering pings.

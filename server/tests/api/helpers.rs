@@ -189,6 +189,8 @@ pub fn test_config(storage: Storage, data_dir: PathBuf) -> Config {
             auth_per_minute: NonZeroU32::new(100_000).unwrap(),
             orders_per_second: NonZeroU32::new(100_000).unwrap(),
             faucet_per_minute: NonZeroU32::new(100_000).unwrap(),
+            reads_per_second: NonZeroU32::new(100_000).unwrap(),
+            reads_in_flight: NonZeroU32::new(100_000).unwrap(),
         },
         streams: StreamsConfig::default(),
     }

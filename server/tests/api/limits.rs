@@ -11,6 +11,7 @@ use crate::helpers::{spawn_app_with, token, Backend};
 crate::on_both_databases!(
     auth_and_order_requests_past_their_quota_get_429,
     behind_a_trusted_proxy_each_client_has_its_own_auth_bucket,
+    public_reads_past_a_clients_quota_get_429,
 );
 
 async fn auth_and_order_requests_past_their_quota_get_429(backend: Backend) {
@@ -149,4 +150,59 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_auth_bucket(backend: Bac
         forged.push(login_from(&direct, ip).await);
     }
     assert_eq!(forged[2], StatusCode::TOO_MANY_REQUESTS, "{forged:?}");
+}
+
+async fn read_book(app: &crate::helpers::TestApp, path: &str, forwarded_for: &str) -> StatusCode {
+    app.client
+        .get(app.url(path))
+        .header("x-forwarded-for", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// Anonymous market-data reads count per client: past its rate a client gets 429 with
+/// `Retry-After`, every read path alike, while another client reads on.
+async fn public_reads_past_a_clients_quota_get_429(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.limits.reads_per_second = NonZeroU32::new(5).unwrap();
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let market = app.create_market(&admin, "rain", "Rain tomorrow?").await;
+    let id = market["id"].as_str().unwrap();
+    let paths = [
+        format!("/v1/markets/{id}/book"),
+        format!("/v1/markets/{id}/ticker"),
+        format!("/v1/markets/{id}/trades"),
+        format!("/v1/markets/{id}/candles"),
+        format!("/v1/markets/{id}/book?depth=500"),
+    ];
+    for path in &paths {
+        assert_eq!(
+            read_book(&app, path, "203.0.113.1").await,
+            StatusCode::OK,
+            "{path}"
+        );
+    }
+    let limited = app
+        .client
+        .get(app.url(&paths[0]))
+        .header("x-forwarded-for", "203.0.113.1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "RATE_LIMITED");
+    assert_eq!(
+        read_book(&app, &paths[0], "203.0.113.2").await,
+        StatusCode::OK
+    );
 }

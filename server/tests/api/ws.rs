@@ -19,6 +19,7 @@ crate::on_both_databases!(
     a_slow_consumer_is_cut_off_while_a_fast_one_keeps_up,
     private_topics_carry_only_their_users_data,
     a_revoked_credential_closes_its_sockets_on_this_instance_and_on_a_gateway,
+    a_subscribe_loop_is_rate_limited_per_connection,
 );
 
 async fn place(app: &TestApp, who: &str, market: &Value, order: Value) -> Value {
@@ -692,4 +693,40 @@ async fn a_revoked_credential_closes_its_sockets_on_this_instance_and_on_a_gatew
     if let Some(gateway) = gateway {
         gateway.shutdown().await;
     }
+}
+
+/// A client that loops on `subscribe positions` (a database read each) gets `RATE_LIMITED`
+/// past its budget (a burst of one per possible topic, then 10 a second); the socket stays
+/// open and works again once the budget refills.
+async fn a_subscribe_loop_is_rate_limited_per_connection(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_, login) = app.signed_up("alice@example.com").await;
+    let alice = token(&login, "accessToken");
+    let mut socket = WsClient::connect(&app, Some(&alice)).await;
+    let sent = 300;
+    for _ in 0..sent {
+        socket
+            .send(json!({ "op": "subscribe", "topic": "positions" }))
+            .await;
+    }
+    let (mut subscribed, mut limited) = (0, 0);
+    while subscribed + limited < sent {
+        let frame = socket.next().await;
+        match (frame["type"].as_str(), frame["code"].as_str()) {
+            (Some("subscribed"), _) => subscribed += 1,
+            (Some("error"), Some("RATE_LIMITED")) => limited += 1,
+            (Some("snapshot"), _) => {}
+            other => panic!("unexpected frame {other:?}: {frame}"),
+        }
+    }
+    assert!(subscribed >= 200, "the first burst runs: {subscribed}");
+    assert!(
+        limited >= 50,
+        "the loop is cut down: {limited} refused of {sent}"
+    );
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    while socket.try_next(Duration::from_millis(200)).await.is_some() {}
+    socket.subscribe("orders", None).await;
 }
