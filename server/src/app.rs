@@ -94,7 +94,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
     let db = Db::connect(&config.storage, config.db_max_connections).await?;
     db.migrate().await?;
     let metrics = Arc::new(Metrics::default());
-    let hub = Arc::new(Hub::default());
+    let hub = Arc::new(Hub::new(config.streams.history_bytes_max));
     let mut streams = Vec::new();
     let (handle, sequencer) = engine_side(&db, &config, &metrics, &hub, &mut streams).await?;
     let config_limits = config.limits;

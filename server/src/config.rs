@@ -165,6 +165,8 @@ pub struct StreamsConfig {
     pub idle_timeout: Duration,
     /// `WS_SEND_QUEUE`: messages queued per connection before it is cut off as too slow.
     pub send_queue: usize,
+    /// `STREAM_HISTORY_MAX_BYTES`: what all topics' resume histories may hold together.
+    pub history_bytes_max: usize,
 }
 
 impl Default for StreamsConfig {
@@ -176,6 +178,7 @@ impl Default for StreamsConfig {
             ping_interval: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(45),
             send_queue: 4_096,
+            history_bytes_max: crate::stream::hub::HISTORY_BYTES_DEFAULT,
         }
     }
 }
@@ -421,6 +424,11 @@ impl Reader<'_> {
             ping_interval: Duration::from_secs(ping_secs),
             idle_timeout: Duration::from_secs(idle_secs),
             send_queue: self.parse_in("WS_SEND_QUEUE", defaults.send_queue, 16..=1_000_000),
+            history_bytes_max: self.parse_in(
+                "STREAM_HISTORY_MAX_BYTES",
+                defaults.history_bytes_max,
+                1 << 20..=1 << 36,
+            ),
         }
     }
 

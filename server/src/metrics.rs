@@ -81,6 +81,9 @@ pub struct Metrics {
     pub redis_batches_dropped_total: AtomicU64,
     pub ws_connections: AtomicU64,
     pub ws_slow_consumers_total: AtomicU64,
+    /// Topics the stream hub holds, and the bytes of their resume histories (set at scrape).
+    pub stream_topics: AtomicU64,
+    pub stream_history_bytes: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -103,6 +106,8 @@ impl Default for Metrics {
             redis_batches_dropped_total: AtomicU64::new(0),
             ws_connections: AtomicU64::new(0),
             ws_slow_consumers_total: AtomicU64::new(0),
+            stream_topics: AtomicU64::new(0),
+            stream_history_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -206,6 +211,17 @@ impl Metrics {
                 "predex_ws_connections",
                 "Open WebSocket connections.",
                 &self.ws_connections,
+            ),
+            (
+                "predex_stream_topics",
+                "Topics the stream hub holds (market topics, and private ones someone listens to).",
+                &self.stream_topics,
+            ),
+            (
+                "predex_stream_history_bytes",
+                "Bytes of messages kept for resuming clients, across all topics (bounded by \
+                 STREAM_HISTORY_MAX_BYTES).",
+                &self.stream_history_bytes,
             ),
         ];
         for (name, help, value) in gauges {

@@ -5,6 +5,8 @@
 //! None needs authentication and none may touch the engine or write anything: they must stay
 //! cheap and safe to poll every second.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
@@ -114,6 +116,14 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     state.sequencer.record_queue_depth();
+    let (topics, history_bytes) = state.hub.size();
+    let metrics = &state.metrics;
+    metrics
+        .stream_topics
+        .store(topics as u64, Ordering::Relaxed);
+    metrics
+        .stream_history_bytes
+        .store(history_bytes as u64, Ordering::Relaxed);
     (
         [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         state.metrics.render(),

@@ -4,9 +4,17 @@
 //! queue marks that connection slow (its task closes it) and drops it from every topic, so one
 //! slow reader never holds up the publisher or anyone else. The history (the last
 //! `HISTORY_PER_TOPIC` messages of each topic, contiguous in seq) lets a client that
-//! reconnects with `fromSeq` get exactly what it missed. Must never block (one short mutex
-//! section per batch, no awaits) or hand a subscriber a message out of order.
+//! reconnects with `fromSeq` get exactly what it missed.
+//!
+//! Memory is bounded whatever the traffic: a private topic (one user's orders, fills, ...) is
+//! held only while someone is subscribed to it, so users who trade without listening cost
+//! nothing here; and all histories together hold at most `history_bytes_max` bytes of
+//! messages (`STREAM_HISTORY_MAX_BYTES`), the oldest evicted first across topics (a client
+//! resuming from an evicted seq gets a snapshot instead). [`Hub::size`] reports both for
+//! `/metrics`. Must never block (one short mutex section per batch, no awaits) or hand a
+//! subscriber a message out of order.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,6 +27,8 @@ use super::{Message, Topic};
 pub const HISTORY_PER_TOPIC: usize = 512;
 /// ...and at most this many bytes of them (a delta of a whole book can be kilobytes).
 pub const HISTORY_BYTES_PER_TOPIC: usize = 256 * 1024;
+/// All topics' histories together, by default (`STREAM_HISTORY_MAX_BYTES`).
+pub const HISTORY_BYTES_DEFAULT: usize = 64 * 1024 * 1024;
 
 /// What a connection shares with the hub: its queue and the flag that cuts it off.
 #[derive(Clone)]
@@ -88,7 +98,9 @@ struct TopicState {
 }
 
 impl TopicState {
-    fn remember(&mut self, message: &Arc<Message>) {
+    /// Appends `message`; the bytes its history grew (or shrank) by.
+    fn remember(&mut self, message: &Arc<Message>) -> isize {
+        let before = self.history_bytes;
         if self.last_seq.is_some_and(|last| message.seq != last + 1) {
             // A gap (messages lost on the way from the primary): the history can no longer
             // prove continuity, so it restarts here; subscribers see the gap and resync.
@@ -101,25 +113,105 @@ impl TopicState {
         while self.history.len() > HISTORY_PER_TOPIC
             || (self.history_bytes > HISTORY_BYTES_PER_TOPIC && self.history.len() > 1)
         {
-            if let Some(evicted) = self.history.pop_front() {
-                self.history_bytes -= evicted.text.len();
+            self.evict_oldest();
+        }
+        self.history_bytes as isize - before as isize
+    }
+
+    /// Drops the oldest message kept; the bytes freed.
+    fn evict_oldest(&mut self) -> usize {
+        let Some(evicted) = self.history.pop_front() else {
+            return 0;
+        };
+        self.history_bytes -= evicted.text.len();
+        evicted.text.len()
+    }
+}
+
+struct State {
+    topics: HashMap<Topic, TopicState>,
+    next_id: u64,
+    /// Every kept message's topic and seq, oldest first: where to evict from when the whole
+    /// hub is over its bound (entries already evicted by their topic are skipped).
+    kept: VecDeque<(Topic, u64)>,
+    history_bytes: usize,
+    history_bytes_max: usize,
+}
+
+impl State {
+    /// Evicts the oldest messages across all topics until the histories fit the bound.
+    fn fit(&mut self) {
+        while self.history_bytes > self.history_bytes_max {
+            let Some((topic, seq)) = self.kept.pop_front() else {
+                return;
+            };
+            let Some(entry) = self.topics.get_mut(&topic) else {
+                continue;
+            };
+            if entry
+                .history
+                .front()
+                .is_some_and(|oldest| oldest.seq == seq)
+            {
+                self.history_bytes -= entry.evict_oldest();
+            }
+        }
+        // The index only ever needs entries for what is still kept.
+        if self.kept.len() > 2 * HISTORY_PER_TOPIC * self.topics.len().max(1) {
+            let topics = &self.topics;
+            self.kept.retain(|(topic, seq)| {
+                topics
+                    .get(topic)
+                    .and_then(|entry| entry.history.front())
+                    .is_some_and(|oldest| oldest.seq <= *seq)
+            });
+        }
+    }
+
+    /// Forgets a private topic nobody listens to: its state goes with its last subscriber.
+    fn forget_if_idle(&mut self, topic: Topic) {
+        if !topic.is_private() {
+            return;
+        }
+        if let Some(entry) = self.topics.get(&topic) {
+            if entry.subscribers.is_empty() {
+                self.history_bytes -= entry.history_bytes;
+                self.topics.remove(&topic);
             }
         }
     }
 }
 
-#[derive(Default)]
-struct State {
-    topics: HashMap<Topic, TopicState>,
-    next_id: u64,
-}
-
-#[derive(Default)]
 pub struct Hub {
     state: Mutex<State>,
 }
 
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::new(HISTORY_BYTES_DEFAULT)
+    }
+}
+
 impl Hub {
+    /// A hub whose histories hold at most `history_bytes_max` bytes together.
+    pub fn new(history_bytes_max: usize) -> Hub {
+        Hub {
+            state: Mutex::new(State {
+                topics: HashMap::new(),
+                next_id: 0,
+                kept: VecDeque::new(),
+                history_bytes: 0,
+                history_bytes_max,
+            }),
+        }
+    }
+
+    /// Topics held and bytes of history kept (for `/metrics`).
+    pub fn size(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.topics.len(), state.history_bytes)
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than losing every stream, so recover the guard.
@@ -182,7 +274,7 @@ impl Hub {
         let mut state = self.lock();
         if let Some(entry) = state.topics.get_mut(&topic) {
             entry.subscribers.retain(|s| s.id != subscriber_id);
-            forget_if_idle(&mut state.topics, topic);
+            state.forget_if_idle(topic);
         }
     }
 
@@ -198,9 +290,18 @@ impl Hub {
     pub fn publish(&self, messages: &[Arc<Message>]) {
         let mut cut_off = Vec::new();
         let mut state = self.lock();
+        let state = &mut *state;
         for message in messages {
-            let entry = state.topics.entry(message.topic).or_default();
-            entry.remember(message);
+            let topic = message.topic;
+            // A private topic is held only while someone listens to it.
+            let entry = match state.topics.entry(topic) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(_) if topic.is_private() => continue,
+                Entry::Vacant(vacant) => vacant.insert(TopicState::default()),
+            };
+            let grown = entry.remember(message);
+            state.history_bytes = state.history_bytes.saturating_add_signed(grown);
+            state.kept.push_back((topic, message.seq));
             entry.subscribers.retain(|subscriber| {
                 match subscriber.queue.try_send(message.clone()) {
                     Ok(()) => true,
@@ -212,12 +313,19 @@ impl Hub {
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
                 }
             });
+            state.forget_if_idle(topic);
         }
         if !cut_off.is_empty() {
-            for entry in state.topics.values_mut() {
+            let mut emptied = Vec::new();
+            for (topic, entry) in state.topics.iter_mut() {
                 entry.subscribers.retain(|s| !cut_off.contains(&s.id));
+                emptied.push(*topic);
+            }
+            for topic in emptied {
+                state.forget_if_idle(topic);
             }
         }
+        state.fit();
     }
 
     /// Subscribers on `topic` (for metrics and tests).
@@ -226,14 +334,6 @@ impl Hub {
             .topics
             .get(&topic)
             .map_or(0, |entry| entry.subscribers.len())
-    }
-}
-
-/// Drops a private topic's state once nobody listens: users come and go, and their histories
-/// would otherwise accumulate. Market topics keep theirs for clients that come back.
-fn forget_if_idle(topics: &mut HashMap<Topic, TopicState>, topic: Topic) {
-    if topic.is_private() && topics.get(&topic).is_some_and(|t| t.subscribers.is_empty()) {
-        topics.remove(&topic);
     }
 }
 
@@ -343,6 +443,84 @@ mod tests {
         assert!(
             matches!(hub.subscribe(topic, &subscriber, Some(4)), Resume::Replay(m) if seqs(&m) == vec![5])
         );
+    }
+
+    /// 100,000 users each trade once, nobody listening to their private topics, while a few
+    /// listen to theirs and to the market: the hub holds the market's topic and the listeners'
+    /// topics, nothing for the others.
+    #[test]
+    fn users_who_trade_without_listening_cost_the_hub_nothing() {
+        let hub = Hub::default();
+        let market = Topic::Trades(Uuid::from_u128(0));
+        let (listener, _inbox) = hub.connect(1_000_000);
+        hub.subscribe(market, &listener, None);
+        let listened: Vec<Topic> = (1..=10)
+            .map(|n| Topic::Orders(Uuid::from_u128(n)))
+            .collect();
+        for topic in &listened {
+            hub.subscribe(*topic, &listener, None);
+        }
+        for user in 1..=100_000u128 {
+            let id = Uuid::from_u128(user);
+            let batch: Vec<Arc<Message>> = [
+                Topic::Orders(id),
+                Topic::Fills(id),
+                Topic::Balances(id),
+                Topic::Positions(id),
+            ]
+            .into_iter()
+            .map(|topic| message(topic, 1))
+            .chain([message(market, user as u64)])
+            .collect();
+            hub.publish(&batch);
+        }
+        let (topics, bytes) = hub.size();
+        assert_eq!(topics, 1 + listened.len());
+        let market_bytes: usize = (100_000 - HISTORY_PER_TOPIC as u64 + 1..=100_000)
+            .map(|seq| seq.to_string().len())
+            .sum();
+        assert_eq!(
+            bytes,
+            market_bytes + listened.len(),
+            "only what is kept is counted"
+        );
+        hub.disconnect(listener.id, listened.iter().copied().chain([market]));
+        assert_eq!(
+            hub.size().0,
+            1,
+            "the market's history stays for clients that come back"
+        );
+    }
+
+    #[test]
+    fn all_histories_together_stay_within_the_bound_oldest_evicted_first() {
+        let bound = 64 * 1024;
+        let hub = Hub::new(bound);
+        let kilobyte = |topic, seq| {
+            Arc::new(Message {
+                topic,
+                seq,
+                text: "x".repeat(1024).into(),
+            })
+        };
+        let markets: Vec<Topic> = (0..100).map(|n| Topic::Book(Uuid::from_u128(n))).collect();
+        for seq in 1..=20 {
+            let batch: Vec<_> = markets.iter().map(|topic| kilobyte(*topic, seq)).collect();
+            hub.publish(&batch);
+            assert!(hub.size().1 <= bound, "{} bytes", hub.size().1);
+        }
+        assert_eq!(hub.size(), (100, bound));
+        // What is kept is the newest: resuming from the last seq but one replays, from older
+        // than the history reaches, snapshots.
+        let (subscriber, _inbox) = hub.connect(8);
+        let newest = markets[99];
+        assert!(
+            matches!(hub.subscribe(newest, &subscriber, Some(19)), Resume::Replay(m) if seqs(&m) == vec![20])
+        );
+        assert!(matches!(
+            hub.subscribe(markets[0], &subscriber, Some(1)),
+            Resume::Snapshot
+        ));
     }
 
     #[test]

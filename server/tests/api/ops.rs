@@ -34,6 +34,9 @@ async fn health_readiness_and_metrics_answer(backend: Backend) {
         "predex_commit_seconds_bucket",
         "predex_queue_depth",
         "predex_open_orders",
+        "predex_stream_topics",
+        "predex_stream_history_bytes",
+        "predex_redis_batches_dropped_total",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }

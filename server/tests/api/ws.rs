@@ -20,6 +20,7 @@ crate::on_both_databases!(
     private_topics_carry_only_their_users_data,
     a_revoked_credential_closes_its_sockets_on_this_instance_and_on_a_gateway,
     a_subscribe_loop_is_rate_limited_per_connection,
+    traders_who_do_not_listen_leave_nothing_in_the_hub,
 );
 
 async fn place(app: &TestApp, who: &str, market: &Value, order: Value) -> Value {
@@ -729,4 +730,55 @@ async fn a_subscribe_loop_is_rate_limited_per_connection(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     while socket.try_next(Duration::from_millis(200)).await.is_some() {}
     socket.subscribe("orders", None).await;
+}
+
+fn gauge(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing"))
+}
+
+/// Private topics live in the hub only while someone listens: two users who trade without a
+/// socket leave the market's three topics there and nothing of theirs; one who listens adds
+/// their topic until they leave.
+async fn traders_who_do_not_listen_leave_nothing_in_the_hub(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_admin, market, alice, bob) = app.market_with_two_traders("100").await;
+    for (who, outcome) in [(&alice, "YES"), (&bob, "NO"), (&alice, "YES"), (&bob, "NO")] {
+        place(
+            &app,
+            who,
+            &market,
+            json!({ "side": "BUY", "outcome": outcome, "price": "0.50", "qty": 1 }),
+        )
+        .await;
+    }
+    let topics = |app: &TestApp| {
+        let url = app.url("/metrics");
+        let client = app.client.clone();
+        async move {
+            let text = client.get(url).send().await.unwrap().text().await.unwrap();
+            gauge(&text, "predex_stream_topics")
+        }
+    };
+    assert_eq!(
+        topics(&app).await,
+        3,
+        "book, trades and ticker of the one market"
+    );
+    let mut socket = WsClient::connect(&app, Some(&alice)).await;
+    socket.subscribe("orders", None).await;
+    assert_eq!(topics(&app).await, 4);
+    socket.close().await;
+    for _ in 0..50 {
+        if topics(&app).await == 3 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("alice's topic outlived her socket");
 }
