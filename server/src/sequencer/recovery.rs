@@ -3,7 +3,7 @@
 //! Loads the latest snapshot (its stored hash must match the restored engine), replays every
 //! journal row after it (contiguous sequence numbers, and each command must reproduce the
 //! result it had), recomputing each batch's link in the hash chain ([`super::chain`]) against
-//! the one committed, then checks the full state hash where the last batch stored one (with a
+//! the one committed, checks every invariant of the whole state (DESIGN.md 1-5), then checks the full state hash where the last batch stored one (with a
 //! snapshot, or before the chain existed) and the projected balances and positions against the
 //! engine's. Any mismatch refuses
 //! to start with a message saying what differs: serving from a state that disagrees with its
@@ -75,6 +75,11 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
     let start = snapshot_seq.unwrap_or(0);
     let mut batches = Batches::after(db, start).await?;
     let seq = replay(db, &mut engine, start, &mut batches).await?;
+    // The ledger sums to zero, escrow backs every share, books and reservations agree: a
+    // state that replays to its hashes but breaks an invariant must not trade.
+    engine
+        .check_invariants()
+        .map_err(|violation| mismatch(format!("the recovered state breaks {violation}")))?;
     let state_hash = hash_hex(engine.state_hash());
     verify_last_batch(db, seq, &state_hash).await?;
     let users = verify_accounts(db, &engine).await?;

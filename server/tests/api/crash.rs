@@ -40,15 +40,15 @@ const CLIENTS: usize = 8;
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One run of the `server` binary, killed when dropped.
-struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
 impl ServerProcess {
     /// Starts the binary on `db`, configured only through its environment, as an operator would.
-    fn start(db: &TestDb, run: usize) -> ServerProcess {
+    pub(crate) fn start(db: &TestDb, run: usize) -> ServerProcess {
         // A free port: bind, read it, let it go (the child binds it a moment later).
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -87,12 +87,12 @@ impl ServerProcess {
         }
     }
 
-    fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// Waits until `/healthz` answers 200; panics with the server's log if it exits first.
-    async fn wait_ready(&mut self, client: &Client) {
+    pub(crate) async fn wait_ready(&mut self, client: &Client) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
@@ -131,7 +131,7 @@ impl ServerProcess {
     }
 
     /// SIGKILL: no drain, no final snapshot, no flush of anything still in memory.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
     }

@@ -6,6 +6,7 @@ mod auth;
 mod authorization;
 mod cors;
 mod crash;
+mod crash_retries;
 mod demo;
 mod durability;
 mod gateway;
