@@ -1,4 +1,5 @@
-//! Market data: the book in YES prices with its sequence number, trades, and the ticker.
+//! Market data: the book in YES prices with its sequence number, trades, and the ticker; and a
+//! flood of readers that cannot reach the order path.
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -8,6 +9,7 @@ use crate::helpers::{error_code, spawn_app, Backend, TestApp};
 crate::on_both_databases!(
     book_trades_and_ticker_follow_every_committed_order,
     the_book_orders_and_positions_read_the_same_after_a_crash,
+    a_flood_of_anonymous_reads_refuses_neither_reads_nor_orders,
 );
 
 async fn place(app: &TestApp, who: &str, market: &Value, order: (&str, &str, &str, u64)) {
@@ -217,4 +219,60 @@ async fn candles_cover_the_trades(app: &TestApp, id: &str) {
         let body: Value = answer.json().await.unwrap();
         assert_eq!(body["error"]["details"]["field"], field, "{query}");
     }
+}
+
+/// 600 anonymous reads at once of the heaviest kinds (a 500-level book, trades, candles, the
+/// ticker) while orders are placed: reads share neither the sequencer's queue nor the writer's
+/// connection, so every order is acknowledged and no read is refused (their concurrency is
+/// bounded by parking, not by 503s).
+async fn a_flood_of_anonymous_reads_refuses_neither_reads_nor_orders(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let (_admin, market, alice, bob) = app.market_with_two_traders("10000").await;
+    let id = market["id"].as_str().unwrap().to_owned();
+    for price in 1..=40 {
+        place(
+            &app,
+            &alice,
+            &market,
+            ("BUY", "YES", &format!("0.{price:02}"), 1),
+        )
+        .await;
+    }
+    let paths = [
+        format!("/v1/markets/{id}/book?depth=500"),
+        format!("/v1/markets/{id}/trades?limit=100"),
+        format!("/v1/markets/{id}/candles?interval=1m"),
+        format!("/v1/markets/{id}/ticker"),
+    ];
+    let readers = (0..600).map(|n| {
+        let request = app.client.get(app.url(&paths[n % paths.len()])).send();
+        async move { request.await.map(|answer| answer.status()) }
+    });
+    let reads = futures_util::future::join_all(readers);
+    let orders = async {
+        let mut statuses = Vec::new();
+        for n in 0..20 {
+            let outcome = if n % 2 == 0 { "YES" } else { "NO" };
+            let order = json!({ "marketId": market["id"], "side": "BUY", "outcome": outcome,
+                                "type": "LIMIT", "price": "0.50", "qty": 1 });
+            statuses.push(app.post("/v1/orders", Some(&bob), order).await.status());
+        }
+        statuses
+    };
+    let (reads, orders) = tokio::join!(reads, orders);
+    assert!(
+        orders.iter().all(|status| *status == StatusCode::CREATED),
+        "{orders:?}"
+    );
+    let refused: Vec<_> = reads
+        .iter()
+        .filter(|read| !matches!(read, Ok(StatusCode::OK)))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} reads not answered 200: {refused:?}",
+        refused.len()
+    );
 }
