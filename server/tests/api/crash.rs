@@ -137,6 +137,18 @@ impl ServerProcess {
     }
 }
 
+/// A client for a server that may be slow to answer, and the first run of the binary on `db`,
+/// ready.
+pub(crate) async fn first_run(db: &TestDb) -> (Client, ServerProcess) {
+    let client = Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client");
+    let mut server = ServerProcess::start(db, 0);
+    server.wait_ready(&client).await;
+    (client, server)
+}
+
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -311,13 +323,8 @@ async fn a_killed_server_restarts_with_everything_it_acknowledged(backend: Backe
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let client = Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
     let mut run = 0;
-    let mut server = ServerProcess::start(&db, run);
-    server.wait_ready(&client).await;
+    let (client, mut server) = first_run(&db).await;
     let mut api = Api {
         client: client.clone(),
         base: server.base.clone(),
@@ -480,12 +487,7 @@ async fn a_server_that_cannot_commit_exits_and_restarts_with_what_it_acknowledge
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let client = Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
-    let mut server = ServerProcess::start(&db, 0);
-    server.wait_ready(&client).await;
+    let (client, mut server) = first_run(&db).await;
     let mut api = Api {
         client: client.clone(),
         base: server.base.clone(),

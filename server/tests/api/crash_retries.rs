@@ -21,7 +21,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::crash::ServerProcess;
+use crate::crash::{first_run, ServerProcess};
 use crate::helpers::{Backend, TestDb, ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD};
 
 crate::on_both_databases!(twenty_kills_lose_nothing_acknowledged_and_run_no_retry_twice);
@@ -430,13 +430,8 @@ async fn twenty_kills_lose_nothing_acknowledged_and_run_no_retry_twice(backend: 
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let client = Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .expect("client");
     let mut run = 0;
-    let mut server = ServerProcess::start(&db, run);
-    server.wait_ready(&client).await;
+    let (client, mut server) = first_run(&db).await;
     let mut http = Http {
         client: client.clone(),
         base: server.base.clone(),

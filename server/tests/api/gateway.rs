@@ -13,7 +13,7 @@ use server::app::Server;
 use server::config::Role;
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app_with, Backend};
+use crate::helpers::{metric, spawn_app_with, Backend};
 use crate::ws_client::WsClient;
 
 crate::on_both_databases!(
@@ -196,14 +196,6 @@ async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: 
 /// A closed port: every connection to "Redis" is refused.
 const REDIS_DOWN: &str = "redis://127.0.0.1:1";
 
-fn counter(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from the metrics"))
-}
-
 async fn a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |config| {
         config.streams.redis_url = Some(REDIS_DOWN.into());
@@ -231,17 +223,17 @@ async fn a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped(
     let mut metrics = String::new();
     for _ in 0..40 {
         metrics = app.get("/metrics", None).await.text().await.unwrap();
-        if counter(&metrics, "predex_redis_batches_dropped_total") >= 40 {
+        if metric(&metrics, "predex_redis_batches_dropped_total") >= 40 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let dropped = counter(&metrics, "predex_redis_batches_dropped_total");
+    let dropped = metric(&metrics, "predex_redis_batches_dropped_total");
     assert!(
         dropped >= 40,
         "every batch was dropped and counted: {dropped}"
     );
-    assert_eq!(counter(&metrics, "predex_stream_batches_dropped_total"), 0);
+    assert_eq!(metric(&metrics, "predex_stream_batches_dropped_total"), 0);
     // Local clients were not affected: the trades are on the local stream's REST side.
     let trades: Value = app
         .get(

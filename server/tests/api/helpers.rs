@@ -393,6 +393,14 @@ pub fn token(body: &Value, field: &str) -> String {
     body[field].as_str().expect("token field").to_owned()
 }
 
+/// The value of the counter or gauge `name` in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from the metrics"))
+}
+
 /// Asserts the API's error shape and returns the code.
 pub async fn error_code(response: Response, status: StatusCode) -> String {
     assert_eq!(response.status(), status);

@@ -732,14 +732,6 @@ async fn a_subscribe_loop_is_rate_limited_per_connection(backend: Backend) {
     socket.subscribe("orders", None).await;
 }
 
-fn gauge(metrics: &str, name: &str) -> u64 {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing"))
-}
-
 /// Private topics live in the hub only while someone listens: two users who trade without a
 /// socket leave the market's three topics there and nothing of theirs; one who listens adds
 /// their topic until they leave.
@@ -762,7 +754,7 @@ async fn traders_who_do_not_listen_leave_nothing_in_the_hub(backend: Backend) {
         let client = app.client.clone();
         async move {
             let text = client.get(url).send().await.unwrap().text().await.unwrap();
-            gauge(&text, "predex_stream_topics")
+            crate::helpers::metric(&text, "predex_stream_topics")
         }
     };
     assert_eq!(
