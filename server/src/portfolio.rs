@@ -3,16 +3,10 @@
 //! `POST /v1/markets/{id}/split {qty}` / `merge {qty}`: cash to YES + NO pairs and back,
 //! answered with the new position.
 //!
-//! Shares come from the committed `positions` projection. Cost and PnL are replayed from the
-//! caller's committed fills, conversions and settlements, in integer micro-dollars: a BUY adds
-//! its cash and fee to the outcome's cost; a SELL removes the average cost of what it sold
-//! (rounded down) and realizes proceeds minus fee minus that cost; a split costs 1.00 a pair,
-//! booked as 0.50 to each outcome (a convention: split-then-merge realizes exactly zero); a
-//! merge realizes 1.00 a pair minus both outcomes' average cost; a settlement realizes payout
-//! minus the remaining cost. Unrealized PnL marks the shares at the mid (else the last trade),
-//! exactly. Must never read another user's rows or use a float.
-
-use std::collections::BTreeMap;
+//! Shares, cost and realized PnL come from the committed `positions` rows, where the sequencer
+//! keeps each position's costs as its fills, conversions and settlements commit (the rules are
+//! in `crate::costs`), so a read never replays history. Unrealized PnL marks the shares at the
+//! mid (else the last trade), exactly. Must never read another user's rows or use a float.
 
 use axum::extract::{Path, State};
 use axum::Json;
@@ -26,6 +20,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::costs::{Costs, Holding};
 use crate::domain::format_cash;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::openapi::{
@@ -46,79 +41,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(settlements))
         .routes(routes!(split))
         .routes(routes!(merge))
-}
-
-/// One outcome's holding as replayed from fills.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Holding {
-    pub shares: i64,
-    pub cost_micros: i64,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Book {
-    pub yes: Holding,
-    pub no: Holding,
-    pub realized_micros: i64,
-}
-
-impl Book {
-    fn holding(&mut self, outcome: &str) -> &mut Holding {
-        if outcome == "YES" {
-            &mut self.yes
-        } else {
-            &mut self.no
-        }
-    }
-
-    /// One fill: `price_units` in the outcome's own terms, `fee_micros` paid (negative: rebate).
-    pub fn fill(&mut self, side: &str, outcome: &str, price_units: i64, qty: i64, fee: i64) {
-        let cash = qty * price_units * MICROS_PER_PRICE_UNIT;
-        let holding = self.holding(outcome);
-        if side == "BUY" {
-            holding.shares += qty;
-            holding.cost_micros += cash + fee;
-            return;
-        }
-        let removed = holding.remove(qty);
-        self.realized_micros += cash - fee - removed;
-    }
-
-    /// `qty` pairs bought for 1.00 each, half the cost to each outcome.
-    pub fn split(&mut self, qty: i64) {
-        for holding in [&mut self.yes, &mut self.no] {
-            holding.shares += qty;
-            holding.cost_micros += qty * MICROS_PER_SHARE / 2;
-        }
-    }
-
-    /// `qty` pairs redeemed for 1.00 each.
-    pub fn merge(&mut self, qty: i64) {
-        let removed = self.yes.remove(qty) + self.no.remove(qty);
-        self.realized_micros += qty * MICROS_PER_SHARE - removed;
-    }
-
-    /// Resolution paid `payout_micros` for every share: the whole cost is realized.
-    pub fn settle(&mut self, payout_micros: i64) {
-        self.realized_micros += payout_micros - self.yes.cost_micros - self.no.cost_micros;
-        self.yes = Holding::default();
-        self.no = Holding::default();
-    }
-}
-
-impl Holding {
-    /// Takes `qty` shares out at their average cost (rounded down); returns that cost.
-    fn remove(&mut self, qty: i64) -> i64 {
-        if self.shares <= 0 {
-            return 0;
-        }
-        let taken = qty.min(self.shares);
-        let cost = i128::from(self.cost_micros) * i128::from(taken) / i128::from(self.shares);
-        let cost = i64::try_from(cost).unwrap_or(self.cost_micros);
-        self.shares -= taken;
-        self.cost_micros -= cost;
-        cost
-    }
 }
 
 /// The caller's holding in one market, with its cost and profit.
@@ -166,89 +88,6 @@ fn average_cost(holding: Holding) -> Option<String> {
         Some((_, fraction)) if fraction.len() < 2 => format!("{text}0"),
         Some(_) => text,
     })
-}
-
-async fn replay(state: &AppState, user: UserId) -> Result<BTreeMap<i64, Book>, Error> {
-    let side = |role: &str| {
-        format!(
-            "SELECT t.seq, t.engine_trade_id, t.engine_market_id, t.price_units, t.qty, \
-             t.{role}_fee_micros AS fee_micros, o.side, o.outcome FROM trades t \
-             JOIN orders o ON o.engine_order_id = t.{role}_order_id WHERE t.{role}_user_id = $1"
-        )
-    };
-    let sql = format!(
-        "{} UNION ALL {} ORDER BY engine_trade_id",
-        side("maker"),
-        side("taker")
-    );
-    let rows = sqlx::query(&sql)
-        .bind(i64::from(user.0))
-        .fetch_all(&state.db.pool)
-        .await?;
-    let conversions = sqlx::query(
-        "SELECT seq, engine_market_id, kind, qty FROM conversions WHERE engine_user_id = $1 \
-         ORDER BY seq",
-    )
-    .bind(i64::from(user.0))
-    .fetch_all(&state.db.pool)
-    .await?;
-    let mut conversions = conversions.iter().peekable();
-    let mut books: BTreeMap<i64, Book> = BTreeMap::new();
-    for row in &rows {
-        let seq: i64 = row.try_get("seq")?;
-        // Conversions committed before this fill come first (a command is one or the other).
-        while let Some(conversion) =
-            conversions.next_if(|c| c.try_get::<i64, _>("seq").is_ok_and(|at| at < seq))
-        {
-            convert(&mut books, conversion)?;
-        }
-        let market: i64 = row.try_get("engine_market_id")?;
-        let outcome: String = row.try_get("outcome")?;
-        let side: String = row.try_get("side")?;
-        let yes_units: i64 = row.try_get("price_units")?;
-        let units = if outcome == "YES" {
-            yes_units
-        } else {
-            i64::from(PRICE_SCALE) - yes_units
-        };
-        books.entry(market).or_default().fill(
-            &side,
-            &outcome,
-            units,
-            row.try_get("qty")?,
-            row.try_get("fee_micros")?,
-        );
-    }
-    for conversion in conversions {
-        convert(&mut books, conversion)?;
-    }
-    let settlements = sqlx::query(
-        "SELECT engine_market_id, payout_micros FROM settlements WHERE engine_user_id = $1",
-    )
-    .bind(i64::from(user.0))
-    .fetch_all(&state.db.pool)
-    .await?;
-    for row in &settlements {
-        let market: i64 = row.try_get("engine_market_id")?;
-        books
-            .entry(market)
-            .or_default()
-            .settle(row.try_get("payout_micros")?);
-    }
-    Ok(books)
-}
-
-fn convert(books: &mut BTreeMap<i64, Book>, row: &sqlx::any::AnyRow) -> Result<(), Error> {
-    let market: i64 = row.try_get("engine_market_id")?;
-    let kind: String = row.try_get("kind")?;
-    let qty: i64 = row.try_get("qty")?;
-    let book = books.entry(market).or_default();
-    if kind == "SPLIT" {
-        book.split(qty);
-    } else {
-        book.merge(qty);
-    }
-    Ok(())
 }
 
 /// The mark in YES price units times two: the mid, else the last trade.
@@ -312,7 +151,8 @@ pub async fn positions_of(
     };
     let sql = format!(
         "SELECT p.engine_market_id, m.id, m.state, p.yes_free + p.yes_reserved AS yes_shares, \
-         p.no_free + p.no_reserved AS no_shares FROM positions p \
+         p.no_free + p.no_reserved AS no_shares, p.yes_cost_micros, p.no_cost_micros, \
+         p.realized_pnl_micros FROM positions p \
          JOIN markets m ON m.engine_market_id = p.engine_market_id \
          WHERE p.engine_user_id = $1{filter} ORDER BY p.engine_market_id"
     );
@@ -321,7 +161,6 @@ pub async fn positions_of(
         query = query.bind(i64::from(market.0));
     }
     let rows = query.fetch_all(&state.db.pool).await?;
-    let books = replay(state, user).await?;
     let mut data = Vec::with_capacity(rows.len());
     for row in &rows {
         let market: i64 = row.try_get("engine_market_id")?;
@@ -329,7 +168,17 @@ pub async fn positions_of(
         let market_state: String = row.try_get("state")?;
         let yes: i64 = row.try_get("yes_shares")?;
         let no: i64 = row.try_get("no_shares")?;
-        let book = books.get(&market).copied().unwrap_or_default();
+        let book = Costs {
+            yes: Holding {
+                shares: yes,
+                cost_micros: row.try_get("yes_cost_micros")?,
+            },
+            no: Holding {
+                shares: no,
+                cost_micros: row.try_get("no_cost_micros")?,
+            },
+            realized_micros: row.try_get("realized_pnl_micros")?,
+        };
         let mark = if market_state == "RESOLVED" {
             None
         } else {
@@ -543,27 +392,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn average_cost_and_realized_pnl_are_exact_micros() {
-        let mut book = Book::default();
-        book.fill("BUY", "YES", 4_000, 10, 0);
-        book.fill("BUY", "YES", 5_000, 10, 0);
-        assert_eq!(average_cost(book.yes).unwrap(), "0.45");
-        book.fill("SELL", "YES", 6_000, 5, 100);
-        // Sold 5 at 0.60 (3.00) minus a 0.0001 fee, against 5 x 0.45 of cost.
-        assert_eq!(book.realized_micros, 3_000_000 - 100 - 2_250_000);
-        assert_eq!(
-            book.yes,
-            Holding {
-                shares: 15,
-                cost_micros: 6_750_000
-            }
-        );
-        book.fill("BUY", "NO", 3_000, 15, 0);
-        book.settle(15 * 1_000_000);
-        assert_eq!(
-            book.realized_micros,
-            749_900 + 15_000_000 - 6_750_000 - 4_500_000
-        );
-        assert_eq!(average_cost(book.yes), None);
+    fn average_costs_print_as_prices_of_at_most_six_decimals() {
+        let holding = |shares, cost_micros| Holding {
+            shares,
+            cost_micros,
+        };
+        assert_eq!(average_cost(holding(20, 9_000_000)).unwrap(), "0.45");
+        assert_eq!(average_cost(holding(3, 1_000_000)).unwrap(), "0.333333");
+        assert_eq!(average_cost(holding(1, 500_000)).unwrap(), "0.50");
+        assert_eq!(average_cost(holding(0, 0)), None);
     }
 }

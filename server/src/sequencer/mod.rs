@@ -30,6 +30,7 @@
 mod chain;
 mod deadlines;
 pub mod keyed;
+mod position_costs;
 mod projection;
 mod recovery;
 
@@ -385,6 +386,7 @@ pub async fn start(
 ) -> Result<(SequencerHandle, SequencerTask, RecoveryReport), RecoveryError> {
     let recovered = recovery::recover(&db).await?;
     let feed = Feed::load(&db, &recovered.engine, &recovered.users).await?;
+    let costs = position_costs::load(&db).await?;
     // The sequencer's clock, never before the last committed command: every committed trade
     // falls at or before it, so the read model's window takes them all.
     let now = i64::try_from(Clock::new(recovered.engine.now_micros()).now()).unwrap_or(i64::MAX);
@@ -423,6 +425,7 @@ pub async fn start(
         created_users: Vec::new(),
         market_data: market_data.clone(),
         events: Vec::new(),
+        costs,
         feed,
         publisher,
     };
@@ -513,6 +516,8 @@ struct Sequencer {
     market_data: SharedMarketData,
     /// Reused event buffer.
     events: Vec<Event>,
+    /// Every position's cost basis and realized profit, as committed.
+    costs: position_costs::PositionCosts,
     /// Numbers the stream messages of each batch; `publisher` sends them once committed.
     feed: Feed,
     publisher: Publisher,
@@ -776,7 +781,8 @@ impl Sequencer {
             None,
             "the order states must follow the engine"
         );
-        let mut projection = projection::Projection::build(entries, &self.engine, &self.link)?;
+        let mut projection =
+            projection::Projection::build(entries, &self.engine, &self.link, &mut self.costs)?;
         projection.stream_seqs(&plan.seqs)?;
         let link = projection.link.clone();
         let batch = projection::Batch {

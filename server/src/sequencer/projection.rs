@@ -1,6 +1,7 @@
 //! The batch writer: turns a batch of applied commands into the SQL that stores it — journal
 //! rows, the projections (accounts, markets, orders, trades, positions, balances, transfers,
-//! settlements, conversions), the seq and outcome of commands submitted under an idempotency
+//! settlements, conversions, and each position's cost basis and realized profit, moved on by
+//! the batch's events), the seq and outcome of commands submitted under an idempotency
 //! key (on the key's row), the batch's chain link, and with a snapshot the full state hash —
 //! and runs it all in ONE transaction.
 //!
@@ -19,6 +20,7 @@ use engine::{
 use serde::Serialize;
 
 use super::chain::Chain;
+use super::position_costs::{self, PositionCosts};
 use super::{keyed, Entry, Subject};
 use crate::db::{bind_all, now_micros, placeholders, Db, Value};
 use crate::domain::wire_name;
@@ -131,8 +133,10 @@ struct MarketChange {
     updated_seq: i64,
 }
 
-struct Builder {
+struct Builder<'a> {
     chain: Chain,
+    /// Every position's costs, moved on by this batch's events as they are read.
+    costs: &'a mut PositionCosts,
     journal: Vec<Vec<Value>>,
     accounts: Vec<Vec<Value>>,
     user_links: Vec<Vec<Value>>,
@@ -155,9 +159,11 @@ impl Projection {
         entries: &[Entry],
         engine: &Engine,
         previous_link: &str,
+        costs: &mut PositionCosts,
     ) -> Result<Projection, CommitError> {
         let mut builder = Builder {
             chain: Chain::after(previous_link),
+            costs,
             journal: Vec::new(),
             accounts: Vec::new(),
             user_links: Vec::new(),
@@ -179,7 +185,7 @@ impl Projection {
     }
 }
 
-impl Builder {
+impl Builder<'_> {
     fn entry(&mut self, entry: &Entry) -> Result<(), CommitError> {
         let ts = int(entry.command.ts_micros)?;
         let seq = int(entry.seq)?;
@@ -207,6 +213,7 @@ impl Builder {
         ]);
         for event in &entry.events {
             self.event(event, entry, ts, seq)?;
+            position_costs::apply(self.costs, event);
         }
         if let Some(key) = &entry.key {
             let outcome = keyed::outcome_json(entry)
@@ -515,6 +522,9 @@ impl Builder {
         );
         let mut positions = Vec::with_capacity(self.positions.len());
         for ((market, user), (position, seq)) in self.positions {
+            // Every fill, conversion and settlement moves shares too, so a position whose
+            // costs changed is always among these.
+            let costs = self.costs.get(&(market, user)).copied().unwrap_or_default();
             positions.push(vec![
                 Value::Int(market.0.into()),
                 Value::Int(user.0.into()),
@@ -523,15 +533,20 @@ impl Builder {
                 Value::Int(int(position.no_free)?),
                 Value::Int(int(position.no_reserved)?),
                 Value::Int(seq),
+                Value::Int(costs.yes.cost_micros),
+                Value::Int(costs.no.cost_micros),
+                Value::Int(costs.realized_micros),
             ]);
         }
         out.insert(
             "positions (engine_market_id, engine_user_id, yes_free, yes_reserved, no_free, \
-             no_reserved, updated_seq)",
+             no_reserved, updated_seq, yes_cost_micros, no_cost_micros, realized_pnl_micros)",
             " ON CONFLICT (engine_market_id, engine_user_id) DO UPDATE SET \
              yes_free = excluded.yes_free, yes_reserved = excluded.yes_reserved, \
              no_free = excluded.no_free, no_reserved = excluded.no_reserved, \
-             updated_seq = excluded.updated_seq",
+             updated_seq = excluded.updated_seq, yes_cost_micros = excluded.yes_cost_micros, \
+             no_cost_micros = excluded.no_cost_micros, \
+             realized_pnl_micros = excluded.realized_pnl_micros",
             positions,
         );
         let mut balances = Vec::with_capacity(self.balances.len());

@@ -49,6 +49,11 @@ pub(crate) struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary on `db`, configured only through its environment, as an operator would.
     pub(crate) fn start(db: &TestDb, run: usize) -> ServerProcess {
+        ServerProcess::start_with(db, run, SNAPSHOT_EVERY)
+    }
+
+    /// `start`, storing a snapshot every `snapshot_every` commands.
+    pub(crate) fn start_with(db: &TestDb, run: usize, snapshot_every: u32) -> ServerProcess {
         // A free port: bind, read it, let it go (the child binds it a moment later).
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
@@ -68,7 +73,7 @@ impl ServerProcess {
             .env("JWT_SECRET", JWT_SECRET)
             .env("ADMIN_EMAIL", ADMIN_EMAIL)
             .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SNAPSHOT_EVERY", SNAPSHOT_EVERY.to_string())
+            .env("SNAPSHOT_EVERY", snapshot_every.to_string())
             .env("RATE_LIMIT_ORDERS_PER_SECOND", "1000000")
             .env("RATE_LIMIT_AUTH_PER_MINUTE", "1000000")
             .env("LOG_FORMAT", "json")

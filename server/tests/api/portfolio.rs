@@ -15,6 +15,7 @@ crate::on_both_databases!(
     split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar,
     the_faucet_exists_only_when_enabled_and_gives_at_most_its_limit,
     the_faucet_is_capped_per_day_rate_limited_and_absent_in_production,
+    costs_from_before_the_cost_columns_are_computed_once_from_history,
 );
 
 async fn split_and_merge_turn_cash_and_pairs_into_each_other_at_one_dollar(backend: Backend) {
@@ -251,4 +252,88 @@ async fn the_faucet_is_capped_per_day_rate_limited_and_absent_in_production(back
         "NOT_FOUND"
     );
     assert_eq!(production.balance(&carol).await["available"], "0.00");
+}
+
+async fn positions_of(app: &TestApp, who: &str) -> Value {
+    let answer = app.get("/v1/portfolio/positions", Some(who)).await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    answer.json().await.unwrap()
+}
+
+/// Costs are kept in the positions rows as fills, conversions and settlements commit; rows
+/// from a database older than those columns are computed from the committed history at the
+/// next start, to exactly what the kept ones say.
+async fn costs_from_before_the_cost_columns_are_computed_once_from_history(backend: Backend) {
+    let Some(mut app) = spawn_app(backend).await else {
+        return;
+    };
+    let (admin, market, alice, bob) = app.market_with_two_traders("100").await;
+    let id = market["id"].as_str().unwrap().to_owned();
+    let other = app.create_market(&admin, "snow", "Snow tomorrow?").await;
+    let split = format!("/v1/markets/{id}/split");
+    assert_eq!(
+        app.post(&split, Some(&alice), json!({ "qty": 7 }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let other_id = other["id"].as_str().unwrap();
+    for (who, market, side, outcome, price, qty) in [
+        (&alice, id.as_str(), "SELL", "YES", "0.62", 3),
+        (&bob, id.as_str(), "BUY", "YES", "0.62", 5),
+        (&bob, id.as_str(), "BUY", "NO", "0.41", 6),
+        (&alice, id.as_str(), "BUY", "YES", "0.59", 6),
+        (&alice, other_id, "BUY", "YES", "0.33", 9),
+        (&bob, other_id, "BUY", "NO", "0.67", 9),
+        (&bob, other_id, "SELL", "NO", "0.70", 4),
+        (&alice, other_id, "BUY", "NO", "0.30", 4),
+    ] {
+        let order = json!({ "marketId": market, "side": side, "outcome": outcome,
+                            "type": "LIMIT", "price": price, "qty": qty });
+        let placed = app.post("/v1/orders", Some(who), order).await;
+        assert_eq!(placed.status(), StatusCode::CREATED);
+    }
+    let merge = format!("/v1/markets/{id}/merge");
+    assert_eq!(
+        app.post(&merge, Some(&alice), json!({ "qty": 2 }))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    for action in ["close", "resolve"] {
+        let path = format!("/v1/markets/{other_id}/{action}");
+        let body = if action == "resolve" {
+            json!({ "outcome": "NO" })
+        } else {
+            json!({})
+        };
+        assert_eq!(
+            app.post(&path, Some(&admin), body).await.status(),
+            StatusCode::OK
+        );
+    }
+    let kept = [
+        positions_of(&app, &alice).await,
+        positions_of(&app, &bob).await,
+    ];
+    assert_ne!(kept[0]["data"][0]["realizedPnl"], "0.00", "{}", kept[0]);
+    app.server.take().unwrap().shutdown().await;
+    // As a database from before the cost columns has them.
+    let db = server::db::Db::connect(&app.config.storage, 1)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE positions SET yes_cost_micros = NULL, no_cost_micros = NULL, \
+         realized_pnl_micros = NULL",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    db.pool.close().await;
+    app.start_again().await;
+    let computed = [
+        positions_of(&app, &alice).await,
+        positions_of(&app, &bob).await,
+    ];
+    assert_eq!(computed, kept);
 }
