@@ -165,8 +165,13 @@ pub enum Value {
     Bytes(Vec<u8>),
 }
 
-/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values.
-pub fn placeholders(rows: usize, columns: usize) -> String {
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` values; on SQLite `(?, ?), (?, ?)`.
+///
+/// SQLite looks a numbered parameter's name up by a linear scan of the statement's names, and
+/// sqlx asks for every parameter's name when it binds: quadratic in the parameters of a
+/// multi-row statement (seen at 5% of the server's time under load). Anonymous `?`s have no
+/// names to scan, and bind in order.
+pub fn placeholders(backend: Backend, rows: usize, columns: usize) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -177,8 +182,13 @@ pub fn placeholders(rows: usize, columns: usize) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            match backend {
+                Backend::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + column + 1).to_string());
+                }
+                Backend::Sqlite => sql.push('?'),
+            }
         }
         sql.push(')');
     }
@@ -209,7 +219,11 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_then_columns() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(
+            placeholders(Backend::Postgres, 2, 3),
+            "($1, $2, $3), ($4, $5, $6)"
+        );
+        assert_eq!(placeholders(Backend::Postgres, 1, 1), "($1)");
+        assert_eq!(placeholders(Backend::Sqlite, 2, 2), "(?, ?), (?, ?)");
     }
 }

@@ -781,8 +781,13 @@ impl Sequencer {
             None,
             "the order states must follow the engine"
         );
-        let mut projection =
-            projection::Projection::build(entries, &self.engine, &self.link, &mut self.costs)?;
+        let mut projection = projection::Projection::build(
+            entries,
+            &self.engine,
+            &self.link,
+            &mut self.costs,
+            self.db.backend,
+        )?;
         projection.stream_seqs(&plan.seqs)?;
         let link = projection.link.clone();
         let batch = projection::Batch {

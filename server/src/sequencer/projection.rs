@@ -22,7 +22,7 @@ use serde::Serialize;
 use super::chain::Chain;
 use super::position_costs::{self, PositionCosts};
 use super::{keyed, Entry, Subject};
-use crate::db::{bind_all, now_micros, placeholders, Db, Value};
+use crate::db::{bind_all, now_micros, placeholders, Backend, Db, Value};
 use crate::domain::wire_name;
 use crate::ids::{order_uuid, trade_uuid, transfer_uuid};
 
@@ -93,6 +93,8 @@ struct Statement {
 }
 
 pub(crate) struct Projection {
+    /// Whose placeholders the multi-row statements use.
+    backend: Backend,
     statements: Vec<Statement>,
     /// The batch's link in the hash chain.
     pub link: String,
@@ -134,6 +136,7 @@ struct MarketChange {
 }
 
 struct Builder<'a> {
+    backend: Backend,
     chain: Chain,
     /// Every position's costs, moved on by this batch's events as they are read.
     costs: &'a mut PositionCosts,
@@ -160,8 +163,10 @@ impl Projection {
         engine: &Engine,
         previous_link: &str,
         costs: &mut PositionCosts,
+        backend: Backend,
     ) -> Result<Projection, CommitError> {
         let mut builder = Builder {
+            backend,
             chain: Chain::after(previous_link),
             costs,
             journal: Vec::new(),
@@ -492,6 +497,7 @@ impl Builder<'_> {
 
     fn finish(self, engine: &Engine) -> Result<Projection, CommitError> {
         let mut out = Projection {
+            backend: self.backend,
             statements: Vec::new(),
             link: self.chain.link(),
         };
@@ -830,7 +836,7 @@ impl Projection {
             let take = chunk_rows(left);
             left -= take;
             let chunk: Vec<Vec<Value>> = rows.by_ref().take(take).collect();
-            let values = placeholders(chunk.len(), chunk[0].len());
+            let values = placeholders(self.backend, chunk.len(), chunk[0].len());
             self.statements.push(Statement {
                 sql: sql_for(&values),
                 values: chunk.into_iter().flatten().collect(),
