@@ -18,6 +18,7 @@ use crate::ws_client::WsClient;
 
 crate::on_both_databases!(
     a_gateway_through_redis_serves_the_primarys_streams_and_reads,
+    a_gateway_resyncs_a_topic_whose_batch_redis_lost,
     a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped,
 );
 
@@ -245,4 +246,68 @@ async fn a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped(
         .await
         .unwrap();
     assert_eq!(trades["data"].as_array().unwrap().len(), 20);
+}
+
+/// Pub/sub keeps nothing: a batch lost while a link is down reaches the gateway as a seq gap,
+/// and its client resyncs the topic from the committed state (a snapshot flagged `resync`),
+/// then follows the primary again.
+async fn a_gateway_resyncs_a_topic_whose_batch_redis_lost(backend: Backend) {
+    let Ok(redis_url) = std::env::var("TEST_REDIS_URL") else {
+        eprintln!("TEST_REDIS_URL is not set: skipping a Redis test");
+        return;
+    };
+    let channel = format!("predex-test-{}", Uuid::new_v4().simple());
+    let Some(app) = spawn_app_with(backend, |config| {
+        config.streams.redis_url = Some(redis_url.clone());
+        config.streams.redis_channel = channel.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    let mut gateway_config = app.config.clone();
+    gateway_config.streams.role = Role::Gateway;
+    gateway_config.admin = None;
+    let gateway: Server = server::app::start(gateway_config)
+        .await
+        .expect("gateway starts");
+    relay_listening(&redis_url, &channel).await;
+    let (_admin, market, alice, _bob) = app.market_with_two_traders("100").await;
+    let id = market["id"].as_str().unwrap().to_owned();
+    let topic = format!("book:{id}");
+    let mut client = WsClient::connect_to(gateway.local_addr(), None).await;
+    client.subscribe(&topic, None).await;
+    let snapshot = client.next().await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    let seq = snapshot["seq"].as_u64().unwrap();
+
+    // The next batch on the wire skips one: the one in between was lost.
+    let lost = json!([{ "topic": topic, "seq": seq + 2, "text": "{}" }]).to_string();
+    let redis = redis::Client::open(redis_url.as_str()).expect("redis url");
+    let mut connection = redis
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to TEST_REDIS_URL");
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(&channel)
+        .arg(lost)
+        .query_async(&mut connection)
+        .await
+        .expect("PUBLISH");
+    let resync = client.next().await;
+    assert_eq!(
+        (&resync["type"], &resync["resync"], &resync["seq"]),
+        (&json!("snapshot"), &json!(true), &json!(seq)),
+        "{resync}"
+    );
+    // A real order still reaches it, in order.
+    let order = json!({ "marketId": id, "side": "BUY", "outcome": "YES", "type": "LIMIT",
+                        "price": "0.30", "qty": 2 });
+    assert_eq!(
+        app.post("/v1/orders", Some(&alice), order).await.status(),
+        StatusCode::CREATED
+    );
+    let delta = client.next().await;
+    assert_eq!(delta["type"], "delta", "{delta}");
+    gateway.shutdown().await;
 }
