@@ -13,7 +13,7 @@ use server::app::Server;
 use server::config::Role;
 use uuid::Uuid;
 
-use crate::helpers::{metric, spawn_app_with, Backend};
+use crate::helpers::{metric, spawn_app_with, Backend, TestApp};
 use crate::ws_client::WsClient;
 
 crate::on_both_databases!(
@@ -54,28 +54,46 @@ async fn drain(client: &mut WsClient) -> Vec<Value> {
     frames
 }
 
-async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: Backend) {
+/// A primary publishing on a fresh channel of `TEST_REDIS_URL` and a gateway relaying it.
+struct Pair {
+    app: TestApp,
+    gateway: Server,
+    redis_url: String,
+    channel: String,
+}
+
+/// The pair, or `None` when Redis or the backend is not available here.
+async fn primary_and_gateway(backend: Backend) -> Option<Pair> {
     let Ok(redis_url) = std::env::var("TEST_REDIS_URL") else {
         eprintln!("TEST_REDIS_URL is not set: skipping a Redis test");
-        return;
+        return None;
     };
     let channel = format!("predex-test-{}", Uuid::new_v4().simple());
-    let Some(app) = spawn_app_with(backend, |config| {
+    let app = spawn_app_with(backend, |config| {
         config.streams.redis_url = Some(redis_url.clone());
         config.streams.redis_channel = channel.clone();
     })
-    .await
-    else {
-        return;
-    };
+    .await?;
     let mut gateway_config = app.config.clone();
     gateway_config.streams.role = Role::Gateway;
     gateway_config.admin = None;
-    let gateway: Server = server::app::start(gateway_config)
+    let gateway = server::app::start(gateway_config)
         .await
         .expect("gateway starts");
-    let gateway_addr = gateway.local_addr();
     relay_listening(&redis_url, &channel).await;
+    Some(Pair {
+        app,
+        gateway,
+        redis_url,
+        channel,
+    })
+}
+
+async fn a_gateway_through_redis_serves_the_primarys_streams_and_reads(backend: Backend) {
+    let Some(Pair { app, gateway, .. }) = primary_and_gateway(backend).await else {
+        return;
+    };
+    let gateway_addr = gateway.local_addr();
 
     let (_admin, market, alice, bob) = app.market_with_two_traders("100000").await;
     let id = market["id"].as_str().unwrap().to_owned();
@@ -252,26 +270,15 @@ async fn a_primary_keeps_trading_while_redis_is_down_and_counts_what_it_dropped(
 /// and its client resyncs the topic from the committed state (a snapshot flagged `resync`),
 /// then follows the primary again.
 async fn a_gateway_resyncs_a_topic_whose_batch_redis_lost(backend: Backend) {
-    let Ok(redis_url) = std::env::var("TEST_REDIS_URL") else {
-        eprintln!("TEST_REDIS_URL is not set: skipping a Redis test");
-        return;
-    };
-    let channel = format!("predex-test-{}", Uuid::new_v4().simple());
-    let Some(app) = spawn_app_with(backend, |config| {
-        config.streams.redis_url = Some(redis_url.clone());
-        config.streams.redis_channel = channel.clone();
-    })
-    .await
+    let Some(Pair {
+        app,
+        gateway,
+        redis_url,
+        channel,
+    }) = primary_and_gateway(backend).await
     else {
         return;
     };
-    let mut gateway_config = app.config.clone();
-    gateway_config.streams.role = Role::Gateway;
-    gateway_config.admin = None;
-    let gateway: Server = server::app::start(gateway_config)
-        .await
-        .expect("gateway starts");
-    relay_listening(&redis_url, &channel).await;
     let (_admin, market, alice, _bob) = app.market_with_two_traders("100").await;
     let id = market["id"].as_str().unwrap().to_owned();
     let topic = format!("book:{id}");
