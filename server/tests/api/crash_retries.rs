@@ -492,7 +492,7 @@ async fn twenty_kills_lose_nothing_acknowledged_and_run_no_retry_twice(backend: 
     }
 
     let mut rng = StdRng::seed_from_u64(backend as u64);
-    let mut cut_off = 0;
+    let (mut cut_off, mut from_commit, mut ran_again) = (0, 0, 0);
     for cycle in 0..CYCLES {
         let mut clients = tokio::task::JoinSet::new();
         for (n, trader) in traders.drain(..).enumerate() {
@@ -541,13 +541,23 @@ async fn twenty_kills_lose_nothing_acknowledged_and_run_no_retry_twice(backend: 
         }
         check_books(&http, &traders, cycle).await;
         let log = server.log_text();
+        for line in log.lines().filter(|line| line.contains("was taken over")) {
+            if line.contains("\"committed\":true") {
+                from_commit += 1;
+            } else {
+                ran_again += 1;
+            }
+        }
         assert!(
             log.contains("engine recovered and verified"),
             "cycle {cycle}:\n{log}"
         );
     }
     let acknowledged: usize = traders.iter().map(|t| t.book.orders.len()).sum();
-    eprintln!("{CYCLES} kills: {acknowledged} orders, {cut_off} requests cut off and retried");
+    eprintln!(
+        "{CYCLES} kills: {acknowledged} orders, {cut_off} requests cut off and retried; \
+         keys taken over: {from_commit} answered from their commit, {ran_again} run"
+    );
     assert!(
         acknowledged > 100,
         "only {acknowledged} orders in {CYCLES} cycles"
