@@ -8,7 +8,7 @@
 //! exactly zero); a merge realizes 1.00 a pair minus both outcomes' average cost; a settlement
 //! realizes payout minus the remaining cost. Must never use a float or read anything.
 
-use engine::units::{MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE, PRICE_SCALE};
+use engine::units::{complement_units, MICROS_PER_PRICE_UNIT, MICROS_PER_SHARE};
 use engine::{FillKind, Outcome, Side};
 
 /// One outcome's holding: shares and what they cost.
@@ -45,7 +45,7 @@ pub fn fill_parties(kind: FillKind, taker_side: Side) -> ((Side, Outcome), (Side
 pub fn outcome_price_units(outcome: Outcome, yes_price_units: u16) -> i64 {
     match outcome {
         Outcome::Yes => i64::from(yes_price_units),
-        Outcome::No => i64::from(PRICE_SCALE) - i64::from(yes_price_units),
+        Outcome::No => i64::from(complement_units(yes_price_units)),
     }
 }
 
