@@ -73,15 +73,18 @@ pub(crate) fn apply(costs: &mut PositionCosts, event: &Event) {
 
 /// Every position's costs, computing first those of rows from before the cost columns.
 pub(crate) async fn load(db: &Db) -> Result<PositionCosts, RecoveryError> {
-    let missing: i64 = sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM positions WHERE yes_cost_micros IS NULL",
-    )
-    .fetch_one(&db.pool)
-    .await?;
-    if missing > 0 {
-        backfill(db).await?;
-        tracing::info!(positions = missing, "position costs computed from history");
+    if let Some(costs) = read(db).await? {
+        return Ok(costs);
     }
+    backfill(db).await?;
+    tracing::info!("position costs computed from history");
+    read(db)
+        .await?
+        .ok_or_else(|| RecoveryError::Mismatch("position costs still missing".into()))
+}
+
+/// Every position's costs as stored, or `None` if a row has none yet.
+async fn read(db: &Db) -> Result<Option<PositionCosts>, RecoveryError> {
     let rows = sqlx::query(
         "SELECT engine_market_id, engine_user_id, yes_free + yes_reserved AS yes_shares, \
          no_free + no_reserved AS no_shares, yes_cost_micros, no_cost_micros, \
@@ -91,23 +94,30 @@ pub(crate) async fn load(db: &Db) -> Result<PositionCosts, RecoveryError> {
     .await?;
     let mut costs = PositionCosts::with_capacity(rows.len());
     for row in &rows {
-        let key = key_of(row)?;
+        let stored: [Option<i64>; 3] = [
+            row.try_get("yes_cost_micros")?,
+            row.try_get("no_cost_micros")?,
+            row.try_get("realized_pnl_micros")?,
+        ];
+        let [Some(yes_cost), Some(no_cost), Some(realized)] = stored else {
+            return Ok(None);
+        };
         costs.insert(
-            key,
+            key_of(row)?,
             Costs {
                 yes: Holding {
                     shares: row.try_get("yes_shares")?,
-                    cost_micros: row.try_get("yes_cost_micros")?,
+                    cost_micros: yes_cost,
                 },
                 no: Holding {
                     shares: row.try_get("no_shares")?,
-                    cost_micros: row.try_get("no_cost_micros")?,
+                    cost_micros: no_cost,
                 },
-                realized_micros: row.try_get("realized_pnl_micros")?,
+                realized_micros: realized,
             },
         );
     }
-    Ok(costs)
+    Ok(Some(costs))
 }
 
 fn key_of(row: &sqlx::any::AnyRow) -> Result<(MarketId, UserId), RecoveryError> {
