@@ -167,21 +167,21 @@ enum Claim {
 async fn claim(db: &Db, key: &IdempotencyKey, hash: &str) -> Result<Claim, Error> {
     let now = now_micros();
     let user_id = key.user_id.to_string();
-    sqlx::query("DELETE FROM idempotency_keys WHERE user_id = $1 AND created_at < $2")
-        .bind(&user_id)
-        .bind(now - KEY_LIFETIME_MICROS)
-        .execute(&db.pool)
-        .await?;
     let token = random_token();
+    // A new key, or one past its lifetime the purge has not reached yet: taken afresh.
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (user_id, key, request_hash, created_at, owner) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO UPDATE SET \
+         request_hash = excluded.request_hash, created_at = excluded.created_at, \
+         owner = excluded.owner, status = NULL, response_body = NULL, committed_seq = NULL, \
+         committed_outcome = NULL WHERE idempotency_keys.created_at < $6",
     )
     .bind(&user_id)
     .bind(&key.key)
     .bind(hash)
     .bind(now)
     .bind(&token)
+    .bind(now - KEY_LIFETIME_MICROS)
     .execute(&db.pool)
     .await?;
     if inserted.rows_affected() == 1 {
@@ -351,6 +351,47 @@ mod tests {
             .fetch_optional(&db.pool)
             .await
             .unwrap()
+    }
+
+    /// A key past its lifetime is a new key, whatever it answered before, even before the
+    /// purge reaches it.
+    #[tokio::test]
+    async fn an_expired_key_is_taken_afresh() {
+        let (db, dir) = db().await;
+        let key = IdempotencyKey {
+            user_id: uuid::Uuid::new_v4(),
+            key: "old".into(),
+        };
+        let Claim::Taken { token, .. } = claim(&db, &key, "first").await.unwrap() else {
+            panic!("a new key is taken");
+        };
+        let scope = Scope::new(key.clone());
+        save(
+            &db,
+            &key,
+            &token,
+            StatusCode::CREATED.into_response(),
+            &scope,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            claim(&db, &key, "other").await,
+            Err(Error::IdempotencyKeyReused)
+        ));
+        sqlx::query("UPDATE idempotency_keys SET created_at = created_at - $1")
+            .bind(KEY_LIFETIME_MICROS + 1)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        let Claim::Taken {
+            committed: None, ..
+        } = claim(&db, &key, "other").await.unwrap()
+        else {
+            panic!("an expired key is taken afresh");
+        };
+        assert_eq!(saved_status(&db, &key).await, Some(None));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// A refusal frees the key unless the request committed something first: a server error
