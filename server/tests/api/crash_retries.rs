@@ -90,14 +90,19 @@ impl Http {
     }
 }
 
-fn post(path: &str, body: Value) -> Request {
+/// A trader's request without a key.
+fn request(method: Method, path: String, body: Option<Value>) -> Request {
     Request {
-        method: Method::POST,
-        path: path.to_owned(),
-        body: Some(body),
+        method,
+        path,
+        body,
         key: None,
         as_admin: false,
     }
+}
+
+fn post(path: &str, body: Value) -> Request {
+    request(Method::POST, path.to_owned(), Some(body))
 }
 
 /// What one trader was told: its orders (id -> price units, remaining qty, open) and deposits.
@@ -198,25 +203,21 @@ fn next_request(rng: &mut StdRng, book: &Book, market: &str, tag: &str) -> Optio
                 json!({ "place": places, "cancel": cancels }),
             )
         }
-        50..=64 => Request {
-            method: Method::DELETE,
-            path: format!("/v1/orders/{}", open.first()?),
-            body: None,
-            key: None,
-            as_admin: false,
-        },
+        50..=64 => request(
+            Method::DELETE,
+            format!("/v1/orders/{}", open.first()?),
+            None,
+        ),
         65..=79 => {
             let (id, qty) = open
                 .iter()
                 .map(|id| (id, book.orders[id].1))
                 .find(|(_, qty)| *qty > 1)?;
-            Request {
-                method: Method::PATCH,
-                path: format!("/v1/orders/{id}"),
-                body: Some(json!({ "qty": qty - 1 })),
-                key: None,
-                as_admin: false,
-            }
+            request(
+                Method::PATCH,
+                format!("/v1/orders/{id}"),
+                Some(json!({ "qty": qty - 1 })),
+            )
         }
         80..=89 => {
             // Unique amounts: each deposit can be told apart in the transfers.
@@ -342,13 +343,7 @@ async fn orders_now(http: &Http, token: &str) -> BTreeMap<String, (u16, u64, boo
             if let Some(cursor) = &cursor {
                 path.push_str(&format!("&cursor={cursor}"));
             }
-            let get = Request {
-                method: Method::GET,
-                path,
-                body: None,
-                key: None,
-                as_admin: false,
-            };
+            let get = request(Method::GET, path, None);
             let page = http.expect(token, &get, StatusCode::OK).await;
             for order in page["data"].as_array().expect("orders") {
                 let id = order["id"].as_str().expect("an id").to_owned();
@@ -380,13 +375,7 @@ async fn check_books(http: &Http, traders: &[Trader], cycle: u64) {
             "cycle {cycle}: orders of {}",
             trader.user_id
         );
-        let balance = Request {
-            method: Method::GET,
-            path: "/v1/portfolio/balance".into(),
-            body: None,
-            key: None,
-            as_admin: false,
-        };
+        let balance = request(Method::GET, "/v1/portfolio/balance".into(), None);
         let balance = http.expect(&trader.token, &balance, StatusCode::OK).await;
         let locked: i64 = book
             .orders
@@ -405,13 +394,11 @@ async fn check_books(http: &Http, traders: &[Trader], cycle: u64) {
             deposited,
             "cycle {cycle}: {balance}"
         );
-        let transfers = Request {
-            method: Method::GET,
-            path: "/v1/portfolio/transfers?limit=100".into(),
-            body: None,
-            key: None,
-            as_admin: false,
-        };
+        let transfers = request(
+            Method::GET,
+            "/v1/portfolio/transfers?limit=100".into(),
+            None,
+        );
         let transfers = http.expect(&trader.token, &transfers, StatusCode::OK).await;
         let mut amounts: Vec<i64> = transfers["data"]
             .as_array()
