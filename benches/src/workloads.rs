@@ -138,6 +138,7 @@ fn setup(shape: &Shape) -> Vec<Command> {
             maker_fee_bps: 0,
             taker_fee_bps: 0,
             close_ts_micros: None,
+            lock_rule: engine::LockRule::CURRENT,
         }));
     }
     // A billion dollars each, or a hundred million when that many would pass the exchange's
@@ -545,6 +546,7 @@ pub fn resolution_setup(holders: u32) -> (Engine, Command) {
         maker_fee_bps: 0,
         taker_fee_bps: 0,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     }));
     let market = MarketId(0);
     for index in 0..holders {

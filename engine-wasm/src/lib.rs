@@ -24,7 +24,7 @@ use crate::wire::{
 #[wasm_bindgen(typescript_custom_section)]
 const TYPES: &'static str = r#"
 /** `GET /v1/markets/{id}` (the fields a preview needs). */
-export interface Market { tickSize: string; minQty: number; maxQty: number; makerFeeRate: string; takerFeeRate: string; [key: string]: unknown }
+export interface Market { tickSize: string; minQty: number; maxQty: number; makerFeeRate: string; takerFeeRate: string; lockRule?: "BUFFER_FOR_MAKER_FEE" | "BUFFER_ALWAYS"; [key: string]: unknown }
 export interface Level { price: string; qty: number }
 /** `GET /v1/markets/{id}/book`: best first, YES prices. */
 export interface BookSnapshot { marketId?: string; seq: number; bids: Level[]; asks: Level[] }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use engine::units::{buy_reserve_micros, complement_units, MICROS_PER_SHARE};
+use engine::units::{complement_units, MICROS_PER_SHARE};
 use engine::{
     BookSide, Cash, Command, Config, Engine, Event, MarketId, MarketParams, MarketSnapshot,
     MarketState, Op, OrderEnd, OrderId, OrderSnapshot, OrderType, Outcome, Position, Side,
@@ -224,12 +224,7 @@ impl Mirror {
         let asks = self.levels(BookSide::Ask).into_iter();
         let asks = asks.map(|l| (Outcome::No, complement_units(l.0), l.1));
         for (index, (outcome, limit_units, qty)) in bids.chain(asks).enumerate() {
-            let locked_micros = buy_reserve_micros(
-                qty,
-                limit_units,
-                self.params.maker_fee_bps,
-                self.params.taker_fee_bps,
-            );
+            let locked_micros = self.params.buy_reserve_micros(qty, limit_units);
             house_locked_micros += locked_micros;
             orders.push(house_order(
                 index as u64 + 1,

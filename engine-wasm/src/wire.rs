@@ -5,8 +5,8 @@
 //! the code the server would answer. It must never guess a missing or malformed value.
 
 use engine::{
-    MarketParams, OrderType, Outcome, PlaceOrder, SelfTradePrevention, Side, Slug, TimeInForce,
-    UserId,
+    LockRule, MarketParams, OrderType, Outcome, PlaceOrder, SelfTradePrevention, Side, Slug,
+    TimeInForce, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,10 @@ pub struct MarketJson {
     pub max_qty: u64,
     pub maker_fee_rate: String,
     pub taker_fee_rate: String,
+    /// `BUFFER_FOR_MAKER_FEE` or `BUFFER_ALWAYS`; a market body without it is taken as one
+    /// created under the current rule.
+    #[serde(default)]
+    pub lock_rule: Option<String>,
 }
 
 impl MarketJson {
@@ -65,7 +69,20 @@ impl MarketJson {
             taker_fee_bps: decimal::rate_bps(&self.taker_fee_rate)
                 .map_err(|e| invalid("takerFeeRate", e))?,
             close_ts_micros: None,
+            lock_rule: self.lock_rule()?,
         })
+    }
+
+    fn lock_rule(&self) -> Result<LockRule, WireError> {
+        match self.lock_rule.as_deref() {
+            None => Ok(LockRule::CURRENT),
+            Some("BUFFER_FOR_MAKER_FEE") => Ok(LockRule::BufferForMakerFee),
+            Some("BUFFER_ALWAYS") => Ok(LockRule::BufferAlways),
+            Some(other) => Err(WireError::new(
+                "VALIDATION_FAILED",
+                format!("lockRule: {other:?} is not BUFFER_FOR_MAKER_FEE or BUFFER_ALWAYS"),
+            )),
+        }
     }
 }
 

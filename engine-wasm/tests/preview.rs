@@ -149,9 +149,61 @@ fn a_buy_that_sweeps_two_levels_and_rests_shows_every_figure() {
     assert_eq!(preview.status.as_deref(), Some("PARTIALLY_FILLED"));
     let rests = preview.rests.clone().unwrap();
     assert_eq!((rests.price.as_str(), rests.qty), ("0.52", 10));
-    // 10 x 0.52 + the fee reserve 0.07 x 10 x 0.25 + 10 micros of rounding room.
-    assert_eq!(preview.cash_locked, "5.37501");
+    // 10 x 0.52 + the fee reserve 0.07 x 10 x 0.25, and no rounding buffer: the market has no
+    // maker fee.
+    assert_eq!(preview.cash_locked, "5.375");
     assert_eq!(preview.position.unwrap().yes_shares, 20);
+}
+
+#[test]
+fn the_lock_follows_the_markets_rule_and_maker_fee() {
+    let resting_buy = order(serde_json::json!({
+        "side": "BUY", "outcome": "YES", "type": "LIMIT", "price": "0.40", "qty": 10
+    }));
+    let exact = |micros| Account {
+        available_micros: micros,
+        yes_shares: 0,
+        no_shares: 0,
+    };
+    let empty = book(1, &[], &[]);
+    let locked = |market: serde_json::Value, micros| {
+        let params = serde_json::from_value::<MarketJson>(market)
+            .unwrap()
+            .params()
+            .unwrap();
+        let mut mirror = Mirror::new(params, &empty).unwrap();
+        let preview = mirror.preview(&resting_buy, Some(exact(micros)));
+        (preview.accepted, preview.cash_locked)
+    };
+    let market = |maker: &str, rule: Option<&str>| {
+        let mut market = serde_json::json!({
+            "tickSize": "0.01", "minQty": 1, "maxQty": 1000,
+            "makerFeeRate": maker, "takerFeeRate": "0.07",
+        });
+        if let Some(rule) = rule {
+            market["lockRule"] = rule.into();
+        }
+        market
+    };
+    // No maker fee: exactly 4.00 + ceil(0.07 x 10 x 0.24) = 4.168 places it; a micro less not.
+    let current = market("0", Some("BUFFER_FOR_MAKER_FEE"));
+    assert_eq!(locked(current.clone(), 4_168_000), (true, "4.168".into()));
+    assert!(!locked(current, 4_167_999).0);
+    assert_eq!(locked(market("0", None), 4_168_000), (true, "4.168".into()));
+    // A maker fee keeps one micro-dollar per share for its per-fill rounding.
+    let maker_fee = market("0.02", Some("BUFFER_FOR_MAKER_FEE"));
+    assert_eq!(
+        locked(maker_fee.clone(), 4_168_010),
+        (true, "4.16801".into())
+    );
+    assert!(!locked(maker_fee, 4_168_009).0);
+    // A market created under the old rule keeps the buffer whatever the fees.
+    let old = market("0", Some("BUFFER_ALWAYS"));
+    assert_eq!(locked(old.clone(), 4_168_010), (true, "4.16801".into()));
+    assert!(!locked(old, 4_168_000).0);
+    // An unknown rule is refused, not guessed.
+    let unknown = serde_json::from_value::<MarketJson>(market("0", Some("SOMETIMES"))).unwrap();
+    assert_eq!(unknown.params().unwrap_err().code, "VALIDATION_FAILED");
 }
 
 #[test]
@@ -432,6 +484,7 @@ fn parity(scenario: Scenario) -> (Outcome6, Outcome6) {
         maker_fee_bps: maker,
         taker_fee_bps: taker,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     };
     let levels: Vec<(Outcome, u16, Vec<u64>)> = levels
         .into_iter()

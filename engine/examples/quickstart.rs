@@ -98,6 +98,7 @@ fn main() {
         maker_fee_bps: 0,
         taker_fee_bps: 700,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     }));
     let market = MarketId(0);
 

@@ -11,6 +11,7 @@ use crate::types::{
     ClientOrderId, MarketId, OrderId, OrderType, Outcome, Resolution, SelfTradePrevention, Side,
     Slug, TimeInForce, UserId,
 };
+use crate::units::{buy_reserve_micros, LockRule};
 
 /// Bumped whenever the serialized shape of `Command` or `Event` changes incompatibly.
 pub const FORMAT_VERSION: u32 = 1;
@@ -88,7 +89,9 @@ pub enum Op {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialized through [`params_shape`], which keeps markets from before `lock_rule` byte for
+/// byte what they were.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MarketParams {
     pub slug: Slug,
     /// 100, 10 or 1 price units (0.01, 0.001, 0.0001).
@@ -99,6 +102,159 @@ pub struct MarketParams {
     pub maker_fee_bps: i32,
     pub taker_fee_bps: i32,
     pub close_ts_micros: Option<u64>,
+    /// How a resting BUY's lock covers fee rounding: [`LockRule::CURRENT`] for a new market.
+    pub lock_rule: LockRule,
+}
+
+impl MarketParams {
+    /// The cash a resting BUY of `qty` at outcome limit `limit_units` holds in this market.
+    #[inline(always)] // a call per placement and per partial fill, for a few instructions
+    pub fn buy_reserve_micros(&self, qty: u64, limit_units: u16) -> i64 {
+        buy_reserve_micros(
+            qty,
+            limit_units,
+            self.maker_fee_bps,
+            self.taker_fee_bps,
+            self.lock_rule,
+        )
+    }
+}
+
+/// `MarketParams` as written and read. A market created before `lock_rule` existed must
+/// round-trip byte for byte as it was: its events are hashed into the server's batch chain and
+/// its snapshot into the state hash, and a journal must replay to the hashes it recorded. So in
+/// a readable format (JSON) the field is left out for [`LockRule::BufferAlways`], and a missing
+/// one reads as that; in a compact one (postcard), which cannot leave a field out, the rule
+/// rides in the tag of the closing time: tags 0 and 1 are the old `Option<u64>`'s own None and
+/// Some (the old rule), 2 and 3 the same under the current rule.
+mod params_shape {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::MarketParams;
+    use crate::types::Slug;
+    use crate::units::LockRule;
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "MarketParams")]
+    struct Readable {
+        slug: Slug,
+        tick_units: u16,
+        qty_min: u64,
+        qty_max: u64,
+        maker_fee_bps: i32,
+        taker_fee_bps: i32,
+        close_ts_micros: Option<u64>,
+        #[serde(default = "buffer_always", skip_serializing_if = "is_buffer_always")]
+        lock_rule: LockRule,
+    }
+
+    fn buffer_always() -> LockRule {
+        LockRule::BufferAlways
+    }
+
+    fn is_buffer_always(rule: &LockRule) -> bool {
+        *rule == LockRule::BufferAlways
+    }
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename = "MarketParams")]
+    struct Compact {
+        slug: Slug,
+        tick_units: u16,
+        qty_min: u64,
+        qty_max: u64,
+        maker_fee_bps: i32,
+        taker_fee_bps: i32,
+        closing: Closing,
+    }
+
+    /// The closing time and the lock rule in one tag; the variant order is the format.
+    #[derive(Serialize, Deserialize)]
+    enum Closing {
+        Never,
+        At(u64),
+        NeverBufferForMakerFee,
+        AtBufferForMakerFee(u64),
+    }
+
+    impl Closing {
+        fn of(params: &MarketParams) -> Closing {
+            match (params.close_ts_micros, params.lock_rule) {
+                (None, LockRule::BufferAlways) => Closing::Never,
+                (Some(ts), LockRule::BufferAlways) => Closing::At(ts),
+                (None, LockRule::BufferForMakerFee) => Closing::NeverBufferForMakerFee,
+                (Some(ts), LockRule::BufferForMakerFee) => Closing::AtBufferForMakerFee(ts),
+            }
+        }
+
+        fn split(self) -> (Option<u64>, LockRule) {
+            match self {
+                Closing::Never => (None, LockRule::BufferAlways),
+                Closing::At(ts) => (Some(ts), LockRule::BufferAlways),
+                Closing::NeverBufferForMakerFee => (None, LockRule::BufferForMakerFee),
+                Closing::AtBufferForMakerFee(ts) => (Some(ts), LockRule::BufferForMakerFee),
+            }
+        }
+    }
+
+    impl Serialize for MarketParams {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            if serializer.is_human_readable() {
+                Readable {
+                    slug: self.slug,
+                    tick_units: self.tick_units,
+                    qty_min: self.qty_min,
+                    qty_max: self.qty_max,
+                    maker_fee_bps: self.maker_fee_bps,
+                    taker_fee_bps: self.taker_fee_bps,
+                    close_ts_micros: self.close_ts_micros,
+                    lock_rule: self.lock_rule,
+                }
+                .serialize(serializer)
+            } else {
+                Compact {
+                    slug: self.slug,
+                    tick_units: self.tick_units,
+                    qty_min: self.qty_min,
+                    qty_max: self.qty_max,
+                    maker_fee_bps: self.maker_fee_bps,
+                    taker_fee_bps: self.taker_fee_bps,
+                    closing: Closing::of(self),
+                }
+                .serialize(serializer)
+            }
+        }
+    }
+
+    impl<'de> Deserialize<'de> for MarketParams {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            if deserializer.is_human_readable() {
+                let r = Readable::deserialize(deserializer)?;
+                return Ok(MarketParams {
+                    slug: r.slug,
+                    tick_units: r.tick_units,
+                    qty_min: r.qty_min,
+                    qty_max: r.qty_max,
+                    maker_fee_bps: r.maker_fee_bps,
+                    taker_fee_bps: r.taker_fee_bps,
+                    close_ts_micros: r.close_ts_micros,
+                    lock_rule: r.lock_rule,
+                });
+            }
+            let c = Compact::deserialize(deserializer)?;
+            let (close_ts_micros, lock_rule) = c.closing.split();
+            Ok(MarketParams {
+                slug: c.slug,
+                tick_units: c.tick_units,
+                qty_min: c.qty_min,
+                qty_max: c.qty_max,
+                maker_fee_bps: c.maker_fee_bps,
+                taker_fee_bps: c.taker_fee_bps,
+                close_ts_micros,
+                lock_rule,
+            })
+        }
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +269,7 @@ impl MarketParams {
             maker_fee_bps: 0,
             taker_fee_bps: 0,
             close_ts_micros: None,
+            lock_rule: LockRule::CURRENT,
         }
     }
 }
@@ -191,5 +348,89 @@ impl PlaceOrder {
             time_in_force: TimeInForce::Ioc,
             ..PlaceOrder::limit(user, market, side, outcome, 0, qty)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Serialize;
+
+    use super::*;
+
+    /// `MarketParams` as it was derived before `lock_rule`: what old journals and snapshots hold.
+    #[derive(Serialize)]
+    struct Before {
+        slug: Slug,
+        tick_units: u16,
+        qty_min: u64,
+        qty_max: u64,
+        maker_fee_bps: i32,
+        taker_fee_bps: i32,
+        close_ts_micros: Option<u64>,
+    }
+
+    fn params(close_ts_micros: Option<u64>, lock_rule: LockRule) -> MarketParams {
+        MarketParams {
+            close_ts_micros,
+            lock_rule,
+            maker_fee_bps: -25,
+            taker_fee_bps: 700,
+            ..MarketParams::for_tests("shape")
+        }
+    }
+
+    fn before(close_ts_micros: Option<u64>) -> Before {
+        let p = params(close_ts_micros, LockRule::BufferAlways);
+        Before {
+            slug: p.slug,
+            tick_units: p.tick_units,
+            qty_min: p.qty_min,
+            qty_max: p.qty_max,
+            maker_fee_bps: p.maker_fee_bps,
+            taker_fee_bps: p.taker_fee_bps,
+            close_ts_micros,
+        }
+    }
+
+    #[test]
+    fn a_market_under_the_old_rule_writes_the_bytes_it_always_did() {
+        for close in [None, Some(1_700_000_000_000_000)] {
+            let old = params(close, LockRule::BufferAlways);
+            let compact = postcard::to_allocvec(&old).unwrap();
+            assert_eq!(compact, postcard::to_allocvec(&before(close)).unwrap());
+            let json = serde_json::to_string(&old).unwrap();
+            assert_eq!(json, serde_json::to_string(&before(close)).unwrap());
+            assert!(!json.contains("lock_rule"));
+            // And what was written before reads back under the old rule.
+            assert_eq!(postcard::from_bytes::<MarketParams>(&compact).unwrap(), old);
+            assert_eq!(serde_json::from_str::<MarketParams>(&json).unwrap(), old);
+        }
+    }
+
+    #[test]
+    fn a_market_under_the_current_rule_says_so_in_both_formats() {
+        for close in [None, Some(1_700_000_000_000_000)] {
+            let new = params(close, LockRule::CURRENT);
+            let compact = postcard::to_allocvec(&new).unwrap();
+            assert_ne!(compact, postcard::to_allocvec(&before(close)).unwrap());
+            assert_eq!(postcard::from_bytes::<MarketParams>(&compact).unwrap(), new);
+            let json = serde_json::to_string(&new).unwrap();
+            assert!(
+                json.contains(r#""lock_rule":"BUFFER_FOR_MAKER_FEE""#),
+                "{json}"
+            );
+            assert_eq!(serde_json::from_str::<MarketParams>(&json).unwrap(), new);
+            // Inside a journaled command too (an internally tagged enum).
+            let command = Command {
+                ts_micros: 1,
+                op: Op::CreateMarket(new),
+            };
+            let text = serde_json::to_string(&command).unwrap();
+            assert_eq!(serde_json::from_str::<Command>(&text).unwrap(), command);
+        }
+        // A tag past the four is refused, not guessed.
+        let mut compact = postcard::to_allocvec(&params(None, LockRule::CURRENT)).unwrap();
+        *compact.last_mut().unwrap() = 4;
+        assert!(postcard::from_bytes::<MarketParams>(&compact).is_err());
     }
 }

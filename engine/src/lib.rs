@@ -36,3 +36,4 @@ pub use snapshot::{
     ClientIdSnapshot, MarketSnapshot, OrderSnapshot, RestoreError, Snapshot, UserSnapshot,
 };
 pub use types::*;
+pub use units::LockRule;

@@ -13,7 +13,7 @@ use crate::reject::Reject;
 use crate::types::{
     BookSide, CancelReason, MarketId, MarketState, OrderEnd, OrderId, Side, UserId,
 };
-use crate::units::{buy_reserve_micros, BATCH_ITEMS_MAX};
+use crate::units::BATCH_ITEMS_MAX;
 
 impl Engine {
     /// The slot of `order` if it is open and belongs to `user`.
@@ -151,12 +151,7 @@ impl Engine {
                 if order.reduce_only && new_remaining > position.free(order.outcome.other()) {
                     return Err(Reject::ReduceOnlyWouldIncrease);
                 }
-                let need = buy_reserve_micros(
-                    new_remaining,
-                    new_limit,
-                    market.params.maker_fee_bps,
-                    market.params.taker_fee_bps,
-                );
+                let need = market.params.buy_reserve_micros(new_remaining, new_limit);
                 let extra = need - order.locked_micros;
                 if extra > self.ledger.cash(order.user).available_micros {
                     return Err(Reject::InsufficientFunds);
@@ -186,12 +181,7 @@ impl Engine {
         match order.side {
             Side::Buy => {
                 let params = &self.markets[market.0 as usize].params;
-                let need = buy_reserve_micros(
-                    new_remaining,
-                    new_limit,
-                    params.maker_fee_bps,
-                    params.taker_fee_bps,
-                );
+                let need = params.buy_reserve_micros(new_remaining, new_limit);
                 let held = order.locked_micros;
                 if need > held {
                     self.ledger.lock(user, need - held);

@@ -17,9 +17,9 @@ use crate::types::{
     OrderType, Outcome, SelfTradePrevention, Side, TimeInForce, TradeId, UserId,
 };
 use crate::units::{
-    buy_reserve_micros, complement_units, fee_ceil_micros, fill_fee_weight, maker_fee_micros,
-    notional_micros, price_on_tick, CASH_IN_SYSTEM_MICROS_MAX, CLIENT_ORDER_IDS_KEPT,
-    OPEN_ORDERS_MAX, PRICE_SCALE, PRICE_UNITS_MAX, SLIPPAGE_BPS_MAX,
+    complement_units, fee_ceil_micros, fill_fee_weight, maker_fee_micros, notional_micros,
+    price_on_tick, CASH_IN_SYSTEM_MICROS_MAX, CLIENT_ORDER_IDS_KEPT, OPEN_ORDERS_MAX, PRICE_SCALE,
+    PRICE_UNITS_MAX, SLIPPAGE_BPS_MAX,
 };
 
 /// What validation settled for an order about to be accepted.
@@ -85,12 +85,7 @@ pub(crate) fn check_price(price_units: u16, tick_units: u16) -> Result<(), Rejec
 /// The cash a BUY order's remaining quantity must hold in a market with `params`.
 #[inline(always)] // a call per placement and per partial fill, for a few instructions of work
 fn reserve_micros(order: &Order, params: &MarketParams) -> i64 {
-    buy_reserve_micros(
-        order.remaining_qty,
-        order.limit_units,
-        params.maker_fee_bps,
-        params.taker_fee_bps,
-    )
+    params.buy_reserve_micros(order.remaining_qty, order.limit_units)
 }
 
 impl Engine {
@@ -218,12 +213,7 @@ impl Engine {
         self.check_reduce_only(request, qty)?;
         let lock_micros = match request.side {
             Side::Buy => {
-                let need = buy_reserve_micros(
-                    qty,
-                    limit_units,
-                    market.params.maker_fee_bps,
-                    market.params.taker_fee_bps,
-                );
+                let need = market.params.buy_reserve_micros(qty, limit_units);
                 self.check_funds(request.user, need)?;
                 need
             }

@@ -22,7 +22,7 @@ use crate::types::{
     OrderType, Outcome, Resolution, SelfTradePrevention, Side, TimeInForce, TradeId, UserId,
 };
 use crate::units::{
-    BATCH_ITEMS_MAX, CASH_IN_SYSTEM_MICROS_MAX, CLIENT_ORDER_IDS_KEPT, FEE_RATE_BPS_MAX,
+    LockRule, BATCH_ITEMS_MAX, CASH_IN_SYSTEM_MICROS_MAX, CLIENT_ORDER_IDS_KEPT, FEE_RATE_BPS_MAX,
     OPEN_ORDERS_MAX, ORDER_QTY_LIMIT, SLIPPAGE_BPS_MAX, TICK_UNITS_ALLOWED, TRANSFER_MICROS_MAX,
 };
 
@@ -65,7 +65,12 @@ fn buy_reserve(remaining: u64, limit: u16, params: &MarketParams) -> i128 {
     } else {
         SCALE * SCALE / 4
     };
-    value(remaining, limit) + fee_up(rate, remaining as i128 * worst_weight) + remaining as i128
+    let buffer = match params.lock_rule {
+        LockRule::BufferAlways => remaining as i128,
+        LockRule::BufferForMakerFee if params.maker_fee_bps > 0 => remaining as i128,
+        LockRule::BufferForMakerFee => 0,
+    };
+    value(remaining, limit) + fee_up(rate, remaining as i128 * worst_weight) + buffer
 }
 
 fn yes_price(outcome: Outcome, price: u16) -> u16 {

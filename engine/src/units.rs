@@ -115,11 +115,48 @@ pub fn maker_fee_micros(maker_rate_bps: i32, qty: u64, yes_price_units: u16) -> 
     }
 }
 
+/// Which rule sizes the rounding buffer in a resting BUY's lock (DESIGN.md, "The ledger"). A
+/// market keeps the rule it was created with for life, so a journal replays as it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockRule {
+    /// Markets created before December 2026: one micro-dollar per share whatever the fees, so
+    /// a trader with exactly the order's cost was refused.
+    BufferAlways,
+    /// One micro-dollar per share only where the maker fee is positive (the only fee rounded
+    /// up on each fill); with no maker fee a BUY locks exactly its worst-case cost.
+    BufferForMakerFee,
+}
+
+impl LockRule {
+    /// The rule every new market is created with.
+    pub const CURRENT: LockRule = LockRule::BufferForMakerFee;
+
+    /// The part of a resting BUY's lock of `qty` shares held for rounding the maker fee up on
+    /// each fill: one micro-dollar per share, or none.
+    pub fn buffer_micros(self, qty: u64, maker_bps: i32) -> i64 {
+        let buffered = match self {
+            LockRule::BufferAlways => true,
+            LockRule::BufferForMakerFee => maker_bps > 0,
+        };
+        if buffered {
+            qty as i64
+        } else {
+            0
+        }
+    }
+}
+
 /// The cash a resting BUY of `qty` at outcome limit `limit_units` must hold:
-/// `q * L + ceil(max(taker, maker, 0) * q * m) + q`, where `m = L(1-L)` below 0.5 and 0.25
-/// above (the largest `p(1-p)` it can fill at), and the final `+ q` covers the rounding up of
-/// one fee per fill.
-pub fn buy_reserve_micros(qty: u64, limit_units: u16, maker_bps: i32, taker_bps: i32) -> i64 {
+/// `q * L + ceil(max(taker, maker, 0) * q * m)` plus the rule's rounding buffer, where
+/// `m = L(1-L)` below 0.5 and 0.25 above (the largest `p(1-p)` it can fill at).
+pub fn buy_reserve_micros(
+    qty: u64,
+    limit_units: u16,
+    maker_bps: i32,
+    taker_bps: i32,
+    rule: LockRule,
+) -> i64 {
     let rate_bps = maker_bps.max(taker_bps).max(0);
     let half = (PRICE_SCALE / 2) as u16;
     let weight_max = if limit_units < half {
@@ -128,7 +165,7 @@ pub fn buy_reserve_micros(qty: u64, limit_units: u16, maker_bps: i32, taker_bps:
         fee_weight(half)
     };
     let fee = fee_ceil_micros(rate_bps, qty as u128 * weight_max as u128);
-    notional_micros(qty, limit_units) + fee + qty as i64
+    notional_micros(qty, limit_units) + fee + rule.buffer_micros(qty, maker_bps)
 }
 
 /// Whether `price_units` is a valid price on a market with `tick_units`.
@@ -186,18 +223,38 @@ mod tests {
 
     #[test]
     fn reserve_covers_price_fee_and_rounding() {
-        // 10 shares at 0.40 with a 7% taker fee: $4.00 + ceil(0.07*10*0.24 = $0.168) + 10 micros.
+        let rule = LockRule::CURRENT;
+        // 10 shares at 0.40 with a 7% taker fee and no maker fee: $4.00 + ceil(0.07*10*0.24 =
+        // $0.168), no rounding buffer (the taker's fee is rounded once per order).
         assert_eq!(
-            buy_reserve_micros(10, 4_000, 0, 700),
-            4_000_000 + 168_000 + 10
+            buy_reserve_micros(10, 4_000, 0, 700, rule),
+            4_000_000 + 168_000
         );
         // Above 0.5 the fee weight is capped at 0.25.
         assert_eq!(
-            buy_reserve_micros(10, 8_000, 0, 700),
-            8_000_000 + 175_000 + 10
+            buy_reserve_micros(10, 8_000, 0, 700, rule),
+            8_000_000 + 175_000
         );
-        // A rebate (negative maker rate) reserves nothing for fees beyond the taker's.
-        assert_eq!(buy_reserve_micros(1, 100, -100, 0), 10_000 + 1);
+        // A positive maker fee is rounded up on each fill: one micro-dollar per share.
+        assert_eq!(
+            buy_reserve_micros(10, 4_000, 200, 700, rule),
+            4_000_000 + 168_000 + 10
+        );
+        // A rebate (negative maker rate) reserves nothing beyond the taker's fee.
+        assert_eq!(buy_reserve_micros(1, 100, -100, 0, rule), 10_000);
+        // No fees at all: exactly the price.
+        assert_eq!(buy_reserve_micros(10, 4_000, 0, 0, rule), 4_000_000);
+    }
+
+    #[test]
+    fn markets_from_before_the_rule_keep_the_buffer_whatever_the_fees() {
+        let rule = LockRule::BufferAlways;
+        assert_eq!(buy_reserve_micros(10, 4_000, 0, 0, rule), 4_000_000 + 10);
+        assert_eq!(buy_reserve_micros(1, 100, -100, 0, rule), 10_000 + 1);
+        assert_eq!(
+            buy_reserve_micros(10, 4_000, 200, 700, rule),
+            4_000_000 + 168_000 + 10
+        );
     }
 
     #[test]

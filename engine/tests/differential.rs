@@ -24,8 +24,9 @@ use proptest::test_runner::Config as ProptestConfig;
 const USERS: u32 = 4;
 const DOLLAR: i64 = 1_000_000;
 
-/// Two markets that differ in every parameter that changes arithmetic: tick, fee rates
-/// (one with a maker rebate) and size bounds. Market 1 closes by itself at ts 200.
+/// Three markets that differ in every parameter that changes arithmetic: tick, fee rates (a
+/// maker rebate, a maker fee, none), size bounds and the lock rule (market 2 was created under
+/// the old one). Market 1 closes by itself at ts 400.
 fn setup() -> Vec<Op> {
     let mut ops = Vec::new();
     for _ in 0..USERS {
@@ -39,6 +40,7 @@ fn setup() -> Vec<Op> {
         maker_fee_bps: -100,
         taker_fee_bps: 700,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     }));
     ops.push(Op::CreateMarket(MarketParams {
         slug: Slug::new("rain-tomorrow").expect("a valid slug"),
@@ -48,6 +50,17 @@ fn setup() -> Vec<Op> {
         maker_fee_bps: 150,
         taker_fee_bps: 300,
         close_ts_micros: Some(400),
+        lock_rule: engine::LockRule::CURRENT,
+    }));
+    ops.push(Op::CreateMarket(MarketParams {
+        slug: Slug::new("old-rule").expect("a valid slug"),
+        tick_units: 100,
+        qty_min: 1,
+        qty_max: 40,
+        maker_fee_bps: 0,
+        taker_fee_bps: 200,
+        close_ts_micros: None,
+        lock_rule: engine::LockRule::BufferAlways,
     }));
     // User 3 is poor and holds no shares, so funds and shares checks bite.
     for (user, dollars) in [(0, 500), (1, 500), (2, 200), (3, 3)] {
@@ -57,7 +70,7 @@ fn setup() -> Vec<Op> {
         });
     }
     for user in 0..3 {
-        for market in 0..2 {
+        for market in 0..3 {
             ops.push(Op::Split {
                 user: UserId(user),
                 market: MarketId(market),
@@ -168,7 +181,7 @@ fn user() -> impl Strategy<Value = UserId> {
 }
 
 fn market() -> impl Strategy<Value = MarketId> {
-    (0u32..2).prop_map(MarketId)
+    (0u32..3).prop_map(MarketId)
 }
 
 /// Mostly one of the open orders; sometimes an id that may never have existed.

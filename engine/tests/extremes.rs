@@ -169,6 +169,7 @@ fn op() -> impl Strategy<Value = Op> {
                     maker_fee_bps,
                     taker_fee_bps,
                     close_ts_micros: close,
+                    lock_rule: engine::LockRule::CURRENT,
                 })
             },
         );

@@ -22,7 +22,8 @@ fn buy_yes_meets_buy_no_mints_a_pair_into_escrow() {
     let m = h.market(0, 0);
     h.limit(alice, m, Side::Buy, Outcome::Yes, 6_000, 10)
         .unwrap();
-    assert_eq!(h.locked(alice), 6 * DOLLAR + 10);
+    // No maker fee: the lock is exactly the bid, no rounding buffer.
+    assert_eq!(h.locked(alice), 6 * DOLLAR);
     // BUY NO at 0.40 rests on the YES ask at 0.60 and meets alice's bid there.
     h.limit(bob, m, Side::Buy, Outcome::No, 4_000, 10).unwrap();
     assert_eq!(trade_kind(&h.events), FillKind::Mint);
@@ -159,7 +160,7 @@ fn a_filled_maker_ends_and_a_partial_one_keeps_its_reserve() {
     assert_eq!((view.filled_qty, view.remaining_qty), (4, 6));
     assert_eq!(
         h.locked(alice),
-        engine::units::buy_reserve_micros(6, 4_000, 0, 700)
+        engine::units::buy_reserve_micros(6, 4_000, 0, 700, engine::LockRule::CURRENT)
     );
     h.limit(bob, m, Side::Buy, Outcome::No, 6_000, 6).unwrap();
     assert!(h.engine.order(resting).is_none());

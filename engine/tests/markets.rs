@@ -19,6 +19,7 @@ fn params(slug: &str, tick_units: u16) -> MarketParams {
         maker_fee_bps: 0,
         taker_fee_bps: 0,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     }
 }
 
@@ -101,12 +102,13 @@ fn each_allowed_tick_size_creates_a_market_that_enforces_it() {
                 Err(Reject::PriceOffTick)
             );
         }
-        // The lowest price on the tick: 1 share costs tick * $0.0001, plus 1 micro of rounding.
+        // The lowest price on the tick: 1 share costs tick * $0.0001 (no maker fee, so no
+        // rounding buffer).
         h.limit(a, m, Side::Buy, Outcome::Yes, finest, 1).unwrap();
         let order = h.accepted_order().unwrap();
         assert_eq!(
             h.engine.order(order).unwrap().locked_micros,
-            finest as i64 * 100 + 1
+            finest as i64 * 100
         );
     }
     assert_eq!(h.engine.market_count(), 3);
@@ -381,7 +383,7 @@ fn closing_cancels_every_resting_order_in_id_order_and_releases_what_it_held() {
         .limit(carol, m, Side::Sell, Outcome::Yes, 8_000, 5)
         .unwrap(); // 3
     let no_sell = h.limit(bob, m, Side::Sell, Outcome::No, 3_000, 2).unwrap(); // 4: bid 0.70
-    assert_eq!(h.locked(alice), 6 * 500_000 + 6);
+    assert_eq!(h.locked(alice), 6 * 500_000);
 
     h.apply(Op::CloseMarket { market: m }).unwrap();
     let cancelled = |order, filled_qty, unfilled_qty, user| Event::OrderEnded {
@@ -467,7 +469,7 @@ fn a_market_closes_when_a_command_reaches_its_close_time() {
         })
         .unwrap();
     let gtc = h.limit(a, m, Side::Buy, Outcome::Yes, 3_000, 3).unwrap();
-    assert_eq!(h.locked(a), 2_000_005 + 900_003);
+    assert_eq!(h.locked(a), 2_000_000 + 900_000);
 
     h.apply_at(close_at - 1, Op::Tick).unwrap();
     assert!(h.events.is_empty());
@@ -603,8 +605,8 @@ fn resolvable() -> Resolvable {
     assert_eq!(h.engine.fee_account_micros(), 168_000 + 51_975);
     assert_eq!(h.available(bob), 100 * DOLLAR - 4_168_000 - 1_401_975);
     assert_eq!(h.available(carol), 96 * DOLLAR + 1_350_000);
-    // 5 @ 0.30 holds $1.50 + ceil(0.07 * 5 * 0.21) = $0.0735, + 5 micros.
-    assert_eq!(h.locked(alice), 1_573_505);
+    // 5 @ 0.30 holds $1.50 + ceil(0.07 * 5 * 0.21) = $0.0735 (no maker fee: no buffer).
+    assert_eq!(h.locked(alice), 1_573_500);
     assert_eq!(h.engine.escrow_micros(m), Some(14 * DOLLAR));
     Resolvable {
         h,

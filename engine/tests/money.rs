@@ -170,26 +170,26 @@ fn cash_locked_by_an_open_order_cannot_be_withdrawn() {
     let a = h.user(10);
     let m = h.market(0, 0);
     let order = h.limit(a, m, Side::Buy, Outcome::Yes, 4_000, 10).unwrap();
-    // 10 @ 0.40 holds $4.00 plus 10 micros of rounding.
-    assert_eq!((h.available(a), h.locked(a)), (5_999_990, 4_000_010));
+    // 10 @ 0.40 holds exactly $4.00: no maker fee, so no rounding buffer.
+    assert_eq!((h.available(a), h.locked(a)), (6 * DOLLAR, 4 * DOLLAR));
     assert_eq!(
         h.apply(Op::Withdraw {
             user: a,
-            amount_micros: 5_999_991
+            amount_micros: 6 * DOLLAR + 1
         }),
         Err(Reject::InsufficientFunds)
     );
     h.apply(Op::Withdraw {
         user: a,
-        amount_micros: 5_999_990,
+        amount_micros: 6 * DOLLAR,
     })
     .unwrap();
-    assert_eq!(h.events[1], balance(a, 0, 4_000_010));
+    assert_eq!(h.events[1], balance(a, 0, 4 * DOLLAR));
     h.apply(Op::Cancel { user: a, order }).unwrap();
-    assert_eq!((h.available(a), h.locked(a)), (4_000_010, 0));
+    assert_eq!((h.available(a), h.locked(a)), (4 * DOLLAR, 0));
     h.apply(Op::Withdraw {
         user: a,
-        amount_micros: 4_000_010,
+        amount_micros: 4 * DOLLAR,
     })
     .unwrap();
     assert_eq!(h.engine.external_micros(), 0);
@@ -257,7 +257,7 @@ fn a_split_cannot_use_cash_locked_by_orders() {
     let mut h = Harness::default();
     let a = h.user(2);
     let m = h.market(0, 0);
-    h.limit(a, m, Side::Buy, Outcome::Yes, 100, 1).unwrap(); // holds 10,001 micros
+    h.limit(a, m, Side::Buy, Outcome::Yes, 100, 1).unwrap(); // holds 10,000 micros
     assert_eq!(
         h.apply(Op::Split {
             user: a,
@@ -267,7 +267,7 @@ fn a_split_cannot_use_cash_locked_by_orders() {
         Err(Reject::InsufficientFunds)
     );
     h.split(a, m, 1);
-    assert_eq!((h.available(a), h.locked(a)), (DOLLAR - 10_001, 10_001));
+    assert_eq!((h.available(a), h.locked(a)), (DOLLAR - 10_000, 10_000));
 }
 
 #[test]

@@ -54,7 +54,7 @@ fn a_resting_order_reserves_exactly_its_worst_case_and_a_cancel_releases_it() {
     let a = h.user(10);
     let m = h.market(0, 700);
     let id = h.limit(a, m, Side::Buy, Outcome::Yes, 3_000, 10).unwrap();
-    let reserve = engine::units::buy_reserve_micros(10, 3_000, 0, 700);
+    let reserve = engine::units::buy_reserve_micros(10, 3_000, 0, 700, engine::LockRule::CURRENT);
     assert_eq!(h.locked(a), reserve);
     assert_eq!(h.available(a), 10 * DOLLAR - reserve);
     h.apply(Op::Cancel { user: a, order: id }).unwrap();
@@ -334,7 +334,7 @@ fn amend_down_keeps_priority_and_a_price_change_loses_it() {
     assert_eq!(h.engine.order(first).unwrap().remaining_qty, 5);
     assert_eq!(
         h.locked(a),
-        engine::units::buy_reserve_micros(5, 5_200, 0, 0)
+        engine::units::buy_reserve_micros(5, 5_200, 0, 0, engine::LockRule::CURRENT)
     );
 }
 

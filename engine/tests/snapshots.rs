@@ -21,6 +21,7 @@ fn params(slug: &str, tick_units: u16, close_ts_micros: Option<u64>) -> MarketPa
         maker_fee_bps: -50,
         taker_fee_bps: 700,
         close_ts_micros,
+        lock_rule: engine::LockRule::CURRENT,
     }
 }
 

@@ -159,9 +159,15 @@ fn setup(engine: &mut Engine) {
             tick_units,
             qty_min: 1,
             qty_max: 1_000_000,
-            maker_fee_bps: -50,
+            // A rebate, a maker fee, none; the last market under the old lock rule.
+            maker_fee_bps: [-50, 200, 0][index],
             taker_fee_bps: 700,
             close_ts_micros: None,
+            lock_rule: if index == 2 {
+                engine::LockRule::BufferAlways
+            } else {
+                engine::LockRule::CURRENT
+            },
         }));
     }
     for op in ops {

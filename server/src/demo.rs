@@ -125,6 +125,7 @@ pub async fn market(state: &AppState, slug: &str, question: &str) -> Result<Mark
         maker_fee_bps: 0,
         taker_fee_bps: 100,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     };
     let subject = Subject::Market {
         market_id: Uuid::new_v4(),

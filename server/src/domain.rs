@@ -8,7 +8,7 @@
 use std::str::FromStr;
 
 use engine::units::{MICROS_PER_SHARE, PRICE_SCALE, TRANSFER_MICROS_MAX};
-use engine::Reject;
+use engine::{LockRule, Reject};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
@@ -328,6 +328,11 @@ pub fn wire_name<T: serde::Serialize>(value: &T) -> String {
         Ok(serde_json::Value::String(text)) => text,
         _ => String::new(),
     }
+}
+
+/// The lock rule a projection row names (its `wire_name`); an unknown name is an error.
+pub fn parse_lock_rule(name: &str) -> Result<LockRule, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
 }
 
 #[cfg(test)]

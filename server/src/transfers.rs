@@ -32,6 +32,7 @@ use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
 use crate::http::schema::{Cash, CashInput, TransferKind};
 use crate::http::{AppState, Error};
 use crate::ids::transfer_uuid;
+use crate::orders::store::LockTerms;
 use crate::sequencer::{Applied, Subject};
 use crate::users::{self, rfc3339};
 
@@ -278,24 +279,31 @@ fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResp
 }
 
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 #[schema(as = Balance)]
 pub struct BalanceBody {
     /// Free to trade or withdraw.
     #[schema(value_type = Cash)]
     available: String,
-    /// Held by resting buy orders.
+    /// Held by resting buy orders: what they could cost, fees included, and `feeReserve`.
     #[schema(value_type = Cash)]
     locked: String,
     #[schema(value_type = Cash)]
     total: String,
+    /// The part of `locked` held only to round maker fees up on each fill (one micro-dollar per
+    /// share still to fill, in markets with a positive maker fee; see a market's `lockRule`);
+    /// it comes back as the orders fill or end.
+    #[schema(value_type = Cash)]
+    fee_reserve: String,
 }
 
 impl BalanceBody {
-    pub fn new(available_micros: i64, locked_micros: i64) -> BalanceBody {
+    pub fn new(available_micros: i64, locked_micros: i64, fee_reserve_micros: i64) -> BalanceBody {
         BalanceBody {
             available: format_cash(available_micros),
             locked: format_cash(locked_micros),
             total: format_cash(available_micros.saturating_add(locked_micros)),
+            fee_reserve: format_cash(fee_reserve_micros),
         }
     }
 }
@@ -323,19 +331,36 @@ async fn balance(
 
 /// `user_id`'s committed cash (zero before the first deposit).
 pub async fn balance_of(db: &crate::db::Db, user_id: Uuid) -> Result<BalanceBody, Error> {
-    let row =
-        sqlx::query("SELECT available_micros, locked_micros FROM accounts WHERE user_id = $1")
-            .bind(user_id.to_string())
-            .fetch_optional(&db.pool)
-            .await?;
-    let (available, locked): (i64, i64) = match row {
-        Some(row) => (
-            row.try_get("available_micros")?,
-            row.try_get("locked_micros")?,
-        ),
-        None => (0, 0),
+    // One statement, so the fee reserve (summed over the resting BUY orders, one row each) is
+    // read from the same committed state as the balance.
+    let rows = sqlx::query(
+        "SELECT a.available_micros, a.locked_micros, o.remaining_qty, m.maker_fee_bps, \
+         m.taker_fee_bps, m.lock_rule FROM accounts a \
+         LEFT JOIN orders o ON o.engine_user_id = a.engine_user_id AND o.side = 'BUY' \
+         AND o.status IN ('OPEN', 'PARTIALLY_FILLED') \
+         LEFT JOIN markets m ON m.engine_market_id = o.engine_market_id \
+         WHERE a.user_id = $1",
+    )
+    .bind(user_id.to_string())
+    .fetch_all(&db.pool)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Ok(BalanceBody::new(0, 0, 0));
     };
-    Ok(BalanceBody::new(available, locked))
+    let mut fee_reserve = 0;
+    for row in &rows {
+        let Some(remaining) = row.try_get::<Option<i64>, _>("remaining_qty")? else {
+            continue;
+        };
+        let terms = LockTerms::from_row(row)?;
+        let remaining = u64::try_from(remaining).map_err(Error::internal)?;
+        fee_reserve += terms.rule.buffer_micros(remaining, terms.maker_fee_bps);
+    }
+    Ok(BalanceBody::new(
+        first.try_get("available_micros")?,
+        first.try_get("locked_micros")?,
+        fee_reserve,
+    ))
 }
 
 /// The caller's deposits and withdrawals, newest first (keyed by their sequence number).

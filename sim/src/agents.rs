@@ -670,6 +670,12 @@ impl Admin {
             maker_fee_bps,
             taker_fee_bps,
             close_ts_micros,
+            // Markets from before the current lock rule still trade on servers that upgraded.
+            lock_rule: if rng.chance(20) {
+                engine::LockRule::BufferAlways
+            } else {
+                engine::LockRule::CURRENT
+            },
         };
         let new = NewMarket {
             tick_units,

@@ -91,6 +91,7 @@ impl Harness {
             maker_fee_bps,
             taker_fee_bps,
             close_ts_micros: None,
+            lock_rule: engine::LockRule::CURRENT,
         })
     }
 

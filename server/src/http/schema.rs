@@ -202,6 +202,18 @@ pub enum MarketState {
     Resolved,
 }
 
+/// How much cash a resting BUY locks beyond its worst-case cost (price plus the largest fee):
+/// `BUFFER_FOR_MAKER_FEE` (every market created now) adds one micro-dollar per share only where
+/// the maker fee is positive, to round that fee up on each fill, so with no maker fee a trader
+/// holding exactly the cost can place the order; `BUFFER_ALWAYS` (markets created before that
+/// rule) adds it whatever the fees. The buffer comes back as the order fills or ends.
+#[derive(ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockRule {
+    BufferAlways,
+    BufferForMakerFee,
+}
+
 /// How a market resolved: YES pays 1 per YES share, NO pays 1 per NO share, SPLIT pays
 /// `yesPayout` per YES share and the rest per NO share.
 #[derive(ToSchema)]
@@ -335,6 +347,10 @@ mod tests {
         assert_eq!(
             values::<super::MarketState>(),
             names(&all_of!(MarketState: Open, Halted, Closed, Resolved))
+        );
+        assert_eq!(
+            values::<super::LockRule>(),
+            names(&all_of!(LockRule: BufferAlways, BufferForMakerFee))
         );
         // The two resting statuses are the projection's; the rest are the engine's endings.
         let mut statuses = vec!["OPEN".to_owned(), "PARTIALLY_FILLED".to_owned()];

@@ -18,7 +18,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use engine::units::ORDER_QTY_LIMIT;
-use engine::{MarketId, MarketParams, Op, Resolution, Slug};
+use engine::{LockRule, MarketId, MarketParams, Op, Resolution, Slug};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -29,7 +29,8 @@ use uuid::Uuid;
 
 use crate::db::{now_micros, Db};
 use crate::domain::{
-    format_price, format_rate, parse_payout_units, parse_rate_bps, parse_time_micros,
+    format_price, format_rate, parse_lock_rule, parse_payout_units, parse_rate_bps,
+    parse_time_micros, wire_name,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
@@ -39,7 +40,7 @@ use crate::http::openapi::{
 };
 use crate::http::page::{page_schema, paged, Page, Paged};
 use crate::http::schema::{
-    FeeRate, FeeRateInput, MarketState, PayoutInput, Price, ResolutionOutcome, TickSize,
+    self, FeeRate, FeeRateInput, MarketState, PayoutInput, Price, ResolutionOutcome, TickSize,
 };
 use crate::http::{AppState, Error};
 use crate::sequencer::Subject;
@@ -75,6 +76,7 @@ pub struct Market {
     pub qty_max: i64,
     pub maker_fee_bps: i32,
     pub taker_fee_bps: i32,
+    pub lock_rule: LockRule,
     pub closes_at: Option<i64>,
     pub state: String,
     pub resolution: Option<String>,
@@ -83,7 +85,7 @@ pub struct Market {
 }
 
 const MARKET_COLUMNS: &str = "engine_market_id, id, slug, question, description, tick_units, \
-     qty_min, qty_max, maker_fee_bps, taker_fee_bps, closes_at, state, resolution, \
+     qty_min, qty_max, maker_fee_bps, taker_fee_bps, lock_rule, closes_at, state, resolution, \
      yes_payout_units, created_at";
 
 fn from_row(row: &AnyRow) -> Result<Market, Error> {
@@ -92,6 +94,7 @@ fn from_row(row: &AnyRow) -> Result<Market, Error> {
     let tick: i64 = row.try_get("tick_units")?;
     let maker: i64 = row.try_get("maker_fee_bps")?;
     let taker: i64 = row.try_get("taker_fee_bps")?;
+    let lock_rule: String = row.try_get("lock_rule")?;
     Ok(Market {
         engine_id: MarketId(u32::try_from(engine_id).map_err(Error::internal)?),
         id: Uuid::parse_str(&id).map_err(Error::internal)?,
@@ -103,6 +106,7 @@ fn from_row(row: &AnyRow) -> Result<Market, Error> {
         qty_max: row.try_get("qty_max")?,
         maker_fee_bps: i32::try_from(maker).map_err(Error::internal)?,
         taker_fee_bps: i32::try_from(taker).map_err(Error::internal)?,
+        lock_rule: parse_lock_rule(&lock_rule).map_err(Error::internal)?,
         closes_at: row.try_get("closes_at")?,
         state: row.try_get("state")?,
         resolution: row.try_get("resolution")?,
@@ -198,6 +202,8 @@ pub struct MarketBody {
     maker_fee_rate: String,
     #[schema(value_type = FeeRate)]
     taker_fee_rate: String,
+    #[schema(value_type = schema::LockRule)]
+    lock_rule: String,
     /// When trading stops by itself, if ever.
     #[schema(format = DateTime, required = true)]
     closes_at: Option<String>,
@@ -230,6 +236,7 @@ impl From<&Market> for MarketBody {
             max_qty: market.qty_max,
             maker_fee_rate: format_rate(market.maker_fee_bps),
             taker_fee_rate: format_rate(market.taker_fee_bps),
+            lock_rule: wire_name(&market.lock_rule),
             closes_at: market.closes_at.map(rfc3339),
             resolution,
             created_at: rfc3339(market.created_at),
@@ -360,6 +367,7 @@ fn parse_create(body: CreateRequest) -> Result<(MarketParams, String, String), E
         maker_fee_bps,
         taker_fee_bps,
         close_ts_micros,
+        lock_rule: LockRule::CURRENT,
     };
     Ok((params, question, description))
 }

@@ -5,8 +5,8 @@
 //! never write a projection, and never return another user's order or fill: every query here
 //! that takes a user filters by it in SQL.
 
-use engine::units::PRICE_SCALE;
-use engine::{OrderId, UserId};
+use engine::units::{buy_reserve_micros, PRICE_SCALE};
+use engine::{LockRule, MarketParams, OrderId, UserId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::domain::{format_average_price, format_cash, format_price};
+use crate::domain::{format_average_price, format_cash, format_price, parse_lock_rule};
 use crate::http::page::Page;
 use crate::http::schema::{
     AveragePrice, CancelReason, Cash, LiquidityRole, OrderStatus, OrderType, Outcome, Price,
@@ -53,6 +53,15 @@ pub struct OrderBody {
     pub filled_qty: i64,
     /// Shares still resting (0 once ended).
     pub remaining_qty: i64,
+    /// Cash the order holds while it rests: a BUY's worst-case cost (its price plus the largest
+    /// fee it could pay) and its `feeReserve`; 0 for a SELL (which holds shares) and once ended.
+    #[schema(value_type = Cash)]
+    pub locked: String,
+    /// The part of `locked` held only to round a maker fee up on each fill (one micro-dollar per
+    /// share still to fill where the market's maker fee is positive, see its `lockRule`); it
+    /// comes back as the order fills or ends.
+    #[schema(value_type = Cash)]
+    pub fee_reserve: String,
     /// Null before the first fill.
     #[schema(value_type = Option<AveragePrice>, required = true)]
     pub avg_fill_price: Option<String>,
@@ -80,7 +89,60 @@ pub struct OrderBody {
 
 impl OrderBody {
     pub fn rests(&self) -> bool {
-        matches!(self.status.as_str(), "OPEN" | "PARTIALLY_FILLED")
+        resting(&self.status)
+    }
+}
+
+fn resting(status: &str) -> bool {
+    matches!(status, "OPEN" | "PARTIALLY_FILLED")
+}
+
+/// What a market says about the cash a resting BUY locks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LockTerms {
+    pub maker_fee_bps: i32,
+    pub taker_fee_bps: i32,
+    pub rule: LockRule,
+}
+
+impl LockTerms {
+    pub fn of(params: &MarketParams) -> LockTerms {
+        LockTerms {
+            maker_fee_bps: params.maker_fee_bps,
+            taker_fee_bps: params.taker_fee_bps,
+            rule: params.lock_rule,
+        }
+    }
+
+    /// The terms in a row's `maker_fee_bps`, `taker_fee_bps` and `lock_rule` columns.
+    pub fn from_row(row: &AnyRow) -> Result<LockTerms, sqlx::Error> {
+        let decode =
+            |what: &str| sqlx::Error::Decode(format!("markets.{what} out of range").into());
+        let maker: i64 = row.try_get("maker_fee_bps")?;
+        let taker: i64 = row.try_get("taker_fee_bps")?;
+        let rule: String = row.try_get("lock_rule")?;
+        Ok(LockTerms {
+            maker_fee_bps: i32::try_from(maker).map_err(|_| decode("maker_fee_bps"))?,
+            taker_fee_bps: i32::try_from(taker).map_err(|_| decode("taker_fee_bps"))?,
+            rule: parse_lock_rule(&rule).map_err(|_| decode("lock_rule"))?,
+        })
+    }
+
+    /// (locked, fee reserve) in micro-dollars of an order: the engine's rule for a BUY still
+    /// resting with `remaining_qty` at `limit_units`, nothing for anything else.
+    pub fn order_locks(self, buy: bool, remaining_qty: u64, limit_units: u16) -> (i64, i64) {
+        if !buy || remaining_qty == 0 {
+            return (0, 0);
+        }
+        let locked = buy_reserve_micros(
+            remaining_qty,
+            limit_units,
+            self.maker_fee_bps,
+            self.taker_fee_bps,
+            self.rule,
+        );
+        let reserve = self.rule.buffer_micros(remaining_qty, self.maker_fee_bps);
+        (locked, reserve)
     }
 }
 
@@ -89,7 +151,8 @@ const ORDER_SELECT: &str = "SELECT o.engine_order_id, o.id, o.client_order_id, m
      CAST(CASE WHEN o.post_only THEN 1 ELSE 0 END AS BIGINT) AS post_only, \
      CAST(CASE WHEN o.reduce_only THEN 1 ELSE 0 END AS BIGINT) AS reduce_only, o.price_units, o.qty, o.filled_qty, o.remaining_qty, \
      o.filled_notional_units, o.status, o.cancel_reason, o.expires_at, o.created_at, \
-     o.updated_at FROM orders o JOIN markets m ON m.engine_market_id = o.engine_market_id";
+     o.updated_at, m.maker_fee_bps, m.taker_fee_bps, m.lock_rule \
+     FROM orders o JOIN markets m ON m.engine_market_id = o.engine_market_id";
 
 fn order_from_row(row: &AnyRow) -> Result<OrderRow, Error> {
     let engine_id: i64 = row.try_get("engine_order_id")?;
@@ -102,24 +165,34 @@ fn order_from_row(row: &AnyRow) -> Result<OrderRow, Error> {
     let expires_at: Option<i64> = row.try_get("expires_at")?;
     let price = (order_type == "LIMIT")
         .then(|| format_price(u32::try_from(price_units).unwrap_or_default()));
+    let side: String = row.try_get("side")?;
+    let status: String = row.try_get("status")?;
+    let remaining_qty: i64 = row.try_get("remaining_qty")?;
+    let (locked, fee_reserve) = LockTerms::from_row(row)?.order_locks(
+        side == "BUY" && resting(&status),
+        u64::try_from(remaining_qty).map_err(Error::internal)?,
+        u16::try_from(price_units).map_err(Error::internal)?,
+    );
     Ok(OrderRow {
         engine_id: OrderId(u64::try_from(engine_id).map_err(Error::internal)?),
         body: OrderBody {
             id: Uuid::parse_str(&id).map_err(Error::internal)?,
             client_order_id: row.try_get("client_order_id")?,
             market_id: Uuid::parse_str(&market_id).map_err(Error::internal)?,
-            side: row.try_get("side")?,
+            side,
             outcome: row.try_get("outcome")?,
             order_type,
             price,
             qty: row.try_get("qty")?,
             filled_qty,
-            remaining_qty: row.try_get("remaining_qty")?,
+            remaining_qty,
+            locked: format_cash(locked),
+            fee_reserve: format_cash(fee_reserve),
             avg_fill_price: format_average_price(
                 u64::try_from(notional).unwrap_or_default(),
                 u64::try_from(filled_qty).unwrap_or_default(),
             ),
-            status: row.try_get("status")?,
+            status,
             cancel_reason: row.try_get("cancel_reason")?,
             time_in_force: row.try_get("time_in_force")?,
             expires_at: expires_at.map(rfc3339),

@@ -104,6 +104,7 @@ mod tests {
             maker_fee_bps: 0,
             taker_fee_bps: 0,
             close_ts_micros: Some(5_000),
+            lock_rule: engine::LockRule::CURRENT,
         };
         let events = apply(&mut engine, 3, Op::CreateMarket(params));
         deadlines.after_command(&events, 3);

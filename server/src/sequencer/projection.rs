@@ -641,12 +641,13 @@ fn markets(
             payout,
             Value::Int(row.created_at),
             Value::Int(change.updated_seq),
+            Value::Text(name(&row.params.lock_rule)?),
         ]);
     }
     out.insert(
         "markets (engine_market_id, id, slug, question, description, tick_units, qty_min, \
          qty_max, maker_fee_bps, taker_fee_bps, closes_at, state, resolution, yes_payout_units, \
-         created_at, updated_seq)",
+         created_at, updated_seq, lock_rule)",
         "",
         rows,
     );

@@ -179,9 +179,10 @@ impl Feed {
                         self.users.insert(*user, *user_id);
                     }
                 }
-                Event::MarketCreated { market, .. } => {
+                Event::MarketCreated { market, params } => {
                     if let Some(Subject::Market { market_id, .. }) = &entry.subject {
                         self.markets.insert(*market, *market_id);
+                        self.orders.market(*market_id, params);
                         market_changes.created(*market, *market_id);
                     }
                 }
@@ -362,8 +363,8 @@ impl Feed {
             };
             let topic = Topic::Balances(id);
             let seq = self.next(topic, plan);
-            let data =
-                serde_json::to_value(BalanceBody::new(available, locked)).unwrap_or_default();
+            let body = BalanceBody::new(available, locked, self.orders.fee_reserve(user));
+            let data = serde_json::to_value(body).unwrap_or_default();
             push_ready(plan, Kind::Event, topic, seq, &data);
         }
     }

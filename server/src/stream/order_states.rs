@@ -7,18 +7,22 @@
 //! batch begins (a reply shows the order as its batch left it). In debug builds every touched
 //! open order is compared with the engine's own view after each batch. Must never read the
 //! database after start, or hold an order that is neither open nor ended in the current batch.
+//!
+//! It also keeps, per user, the `feeReserve` of their resting BUY orders summed (the part of
+//! their locked cash that only rounds maker fees), moved with every change of an order's
+//! remaining quantity, so each balance message carries it as of its own command.
 
 use std::collections::HashMap;
 
 use engine::units::complement_units;
-use engine::{Event, OrderId, Outcome, UserId};
+use engine::{Event, MarketParams, OrderId, Outcome, UserId};
 use sqlx::Row;
 use uuid::Uuid;
 
 use crate::db::Db;
 use crate::domain::{format_average_price, format_cash, format_price, wire_name};
 use crate::ids::{order_uuid, trade_uuid};
-use crate::orders::store::{FillBody, OrderBody};
+use crate::orders::store::{FillBody, LockTerms, OrderBody};
 use crate::users::rfc3339;
 
 /// One order's state: what `OrderBody` shows, in numbers.
@@ -50,7 +54,16 @@ struct OrderState {
 }
 
 impl OrderState {
-    fn body(&self, order: OrderId) -> OrderBody {
+    /// (locked, fee reserve) in micro-dollars, by the order's market's terms.
+    fn locks(&self, terms: Option<&LockTerms>) -> (i64, i64) {
+        let buy = self.side == "BUY" && self.ended.is_none();
+        terms.map_or((0, 0), |terms| {
+            terms.order_locks(buy, self.remaining_qty, self.price_units)
+        })
+    }
+
+    fn body(&self, order: OrderId, terms: Option<&LockTerms>) -> OrderBody {
+        let (locked, fee_reserve) = self.locks(terms);
         let status = match &self.ended {
             Some(end) => end.clone(),
             None if self.filled_qty > 0 => "PARTIALLY_FILLED".to_owned(),
@@ -67,6 +80,8 @@ impl OrderState {
             qty: clamp(self.qty),
             filled_qty: clamp(self.filled_qty),
             remaining_qty: clamp(self.remaining_qty),
+            locked: format_cash(locked),
+            fee_reserve: format_cash(fee_reserve),
             avg_fill_price: format_average_price(self.filled_notional_units, self.filled_qty),
             status,
             cancel_reason: self.cancel_reason.clone(),
@@ -120,11 +135,26 @@ pub struct OrderStates {
     retired: HashMap<OrderId, OrderState>,
     /// Every fill of the current batch, per order, oldest first.
     batch_fills: HashMap<OrderId, Vec<FillBody>>,
+    /// Each market's lock terms, by market id.
+    terms: HashMap<Uuid, LockTerms>,
+    /// Per user, the fee reserves of their open orders summed, in micro-dollars.
+    fee_reserves: HashMap<UserId, i64>,
 }
 
 impl OrderStates {
     /// Every open order, as the projection holds it.
     pub async fn load(db: &Db) -> Result<OrderStates, sqlx::Error> {
+        let mut states = OrderStates::default();
+        let markets =
+            sqlx::query("SELECT id, maker_fee_bps, taker_fee_bps, lock_rule FROM markets")
+                .fetch_all(&db.pool)
+                .await?;
+        for row in markets {
+            let id: String = row.try_get("id")?;
+            let id = Uuid::parse_str(&id)
+                .map_err(|_| sqlx::Error::Decode("markets.id is not a UUID".into()))?;
+            states.terms.insert(id, LockTerms::from_row(&row)?);
+        }
         let rows = sqlx::query(
             "SELECT o.engine_order_id, o.engine_user_id, m.id AS market_id, o.client_order_id, \
              o.side, o.outcome, o.order_type, o.time_in_force, o.self_trade_prevention, \
@@ -137,12 +167,38 @@ impl OrderStates {
         )
         .fetch_all(&db.pool)
         .await?;
-        let mut states = OrderStates::default();
         for row in rows {
             let (order, state) = state_from_row(&row)?;
+            let fee_reserve = state.locks(states.terms.get(&state.market_id)).1;
+            *states.fee_reserves.entry(state.user).or_default() += fee_reserve;
             states.open.insert(order, state);
         }
         Ok(states)
+    }
+
+    /// A market created after the start: its orders' locks follow its terms.
+    pub fn market(&mut self, id: Uuid, params: &MarketParams) {
+        self.terms.insert(id, LockTerms::of(params));
+    }
+
+    /// The fee reserves of `user`'s open orders summed, in micro-dollars.
+    pub fn fee_reserve(&self, user: UserId) -> i64 {
+        self.fee_reserves.get(&user).copied().unwrap_or(0)
+    }
+
+    /// The fee reserve `order` holds while open (0 once it is not).
+    fn open_fee_reserve(&self, order: OrderId) -> i64 {
+        self.open
+            .get(&order)
+            .map_or(0, |state| state.locks(self.terms.get(&state.market_id)).1)
+    }
+
+    /// Moves `user`'s summed fee reserve by what `order`'s changed since `before`.
+    fn settle_fee_reserve(&mut self, user: UserId, order: OrderId, before: i64) {
+        let change = self.open_fee_reserve(order) - before;
+        if change != 0 {
+            *self.fee_reserves.entry(user).or_default() += change;
+        }
     }
 
     /// Forgets the previous batch's retired orders and fills.
@@ -158,7 +214,8 @@ impl OrderStates {
 
     /// The order as it stands (open, or ended in this batch).
     pub fn body(&self, order: OrderId) -> Option<OrderBody> {
-        self.state(order).map(|state| state.body(order))
+        self.state(order)
+            .map(|state| state.body(order, self.terms.get(&state.market_id)))
     }
 
     /// The order's fills in this batch, oldest first.
@@ -172,6 +229,28 @@ impl OrderStates {
 
     /// Applies one order event at `ts`; answers the order it touched and its owner, if any.
     pub fn apply(
+        &mut self,
+        event: &Event,
+        market_id: Option<Uuid>,
+        ts: i64,
+    ) -> Option<(OrderId, UserId)> {
+        let order = match event {
+            Event::OrderAccepted { order, .. }
+            | Event::OrderRested { order, .. }
+            | Event::OrderReduced { order, .. }
+            | Event::OrderAmended { order, .. }
+            | Event::OrderEnded { order, .. } => *order,
+            _ => return None,
+        };
+        let before = self.open_fee_reserve(order);
+        let touched = self.restate(event, market_id, ts);
+        if let Some((order, user)) = touched {
+            self.settle_fee_reserve(user, order, before);
+        }
+        touched
+    }
+
+    fn restate(
         &mut self,
         event: &Event,
         market_id: Option<Uuid>,
@@ -271,6 +350,7 @@ impl OrderStates {
 
     /// Records one side of a trade; answers the fill as its owner sees it.
     pub fn fill(&mut self, side: FillSide<'_>) -> Option<(UserId, FillBody)> {
+        let before = self.open_fee_reserve(side.order);
         let state = self.open.get_mut(&side.order)?;
         let price_units = state.own_price_units(side.yes_price_units);
         state.filled_qty += side.qty;
@@ -290,11 +370,13 @@ impl OrderStates {
             kind: side.kind.to_owned(),
             created_at: rfc3339(side.ts_micros),
         };
+        let user = state.user;
         self.batch_fills
             .entry(side.order)
             .or_default()
             .push(fill.clone());
-        Some((state.user, fill))
+        self.settle_fee_reserve(user, side.order, before);
+        Some((user, fill))
     }
 
     /// The first open order whose sizes differ from the engine's, described (debug builds
@@ -316,17 +398,19 @@ impl OrderStates {
                 state.qty,
                 state.filled_qty,
                 state.remaining_qty,
+                state.locks(self.terms.get(&state.market_id)).0,
             );
             let theirs = (
                 view.price_units,
                 view.qty,
                 view.filled_qty,
                 view.remaining_qty,
+                view.locked_micros,
             );
             if ours != theirs {
                 return Some(format!(
-                    "order {}: (price, qty, filled, remaining) {ours:?} here, {theirs:?} in the \
-                     engine",
+                    "order {}: (price, qty, filled, remaining, locked) {ours:?} here, \
+                     {theirs:?} in the engine",
                     order.0
                 ));
             }

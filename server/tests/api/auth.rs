@@ -499,7 +499,7 @@ async fn only_admins_deposit(backend: Backend) {
     let balance = app.balance(&user).await;
     assert_eq!(
         balance,
-        json!({ "available": "10.50", "locked": "0.00", "total": "10.50" })
+        json!({ "available": "10.50", "locked": "0.00", "total": "10.50", "feeReserve": "0.00" })
     );
     let off = app.deposit(&admin, &id, "0.0000001").await;
     assert_eq!(

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use engine::units::{buy_reserve_micros, PRICE_SCALE};
+use engine::LockRule;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::{Client, Method, StatusCode};
@@ -381,7 +382,7 @@ async fn check_books(http: &Http, traders: &[Trader], cycle: u64) {
             .orders
             .values()
             .filter(|(_, _, open)| *open)
-            .map(|(price, qty, _)| buy_reserve_micros(*qty, *price, 0, 0))
+            .map(|(price, qty, _)| buy_reserve_micros(*qty, *price, 0, 0, LockRule::CURRENT))
             .sum();
         let deposited: i64 = DEPOSIT_MICROS + book.deposits.iter().sum::<i64>();
         assert_eq!(

@@ -194,6 +194,7 @@ async fn trading_projections_match_the_engine_across_a_crash(backend: Backend) {
         maker_fee_bps: 0,
         taker_fee_bps: 700,
         close_ts_micros: None,
+        lock_rule: engine::LockRule::CURRENT,
     };
     let subject = Subject::Market {
         market_id: Uuid::new_v4(),

@@ -204,18 +204,23 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 /// `spawn_app` with the test configuration adjusted by `adjust`.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
     let db = TestDb::create(backend).await?;
+    Some(spawn_app_on(db, adjust).await)
+}
+
+/// A server on `db` as it stands (a test may have filled it first).
+pub async fn spawn_app_on(db: TestDb, adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = test_config(db.storage.clone(), db.dir.clone());
     adjust(&mut config);
     let server = server::app::start(config.clone())
         .await
         .expect("server starts");
-    Some(TestApp {
+    TestApp {
         addr: server.local_addr(),
         server: Some(server),
         client: client(),
         config,
         _db: db,
-    })
+    }
 }
 
 fn client() -> Client {

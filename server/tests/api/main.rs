@@ -14,6 +14,7 @@ mod helpers;
 mod hostile_input;
 mod idempotency;
 mod limits;
+mod locks;
 mod market_data;
 mod markets;
 mod openapi;

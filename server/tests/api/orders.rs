@@ -92,10 +92,15 @@ async fn a_cross_mints_fills_both_sides_and_moves_queue_positions(backend: Backe
     assert_eq!(order["timeInForce"], "GTC");
     assert_eq!(order["selfTradePrevention"], "CANCEL_TAKER");
     assert_eq!(order["marketId"], desk.market.as_str());
-    // 10 x 0.40 plus one micro per share for fee rounding.
+    // Exactly 10 x 0.40: the market has no maker fee, so no rounding buffer.
+    assert_eq!(
+        (order["locked"].as_str(), order["feeReserve"].as_str()),
+        (Some("4.00"), Some("0.00"))
+    );
     let balance = desk.app.balance(&desk.alice).await;
-    assert_eq!(balance["locked"], "4.00001");
-    assert_eq!(balance["available"], "995.99999");
+    assert_eq!(balance["locked"], "4.00");
+    assert_eq!(balance["available"], "996.00");
+    assert_eq!(balance["feeReserve"], "0.00");
     let second = desk.limit(&desk.alice, "BUY", "YES", "0.40", 5).await;
     assert_eq!(second["order"]["queuePosition"], 10);
 
@@ -213,8 +218,8 @@ async fn a_client_order_id_replay_answers_the_original(backend: Backend) {
     assert_eq!(replayed.status(), StatusCode::OK);
     let replayed: Value = replayed.json().await.unwrap();
     assert_eq!(replayed["order"]["id"], created["order"]["id"]);
-    // Still one order, holding one reserve: 7 x 0.55 + 7 micros.
-    assert_eq!(desk.app.balance(&desk.alice).await["locked"], "3.850007");
+    // Still one order, holding one reserve: 7 x 0.55.
+    assert_eq!(desk.app.balance(&desk.alice).await["locked"], "3.85");
     let mut other = buy.clone();
     other["qty"] = json!(8);
     let reused = desk.place(&desk.alice, other).await;
@@ -314,8 +319,8 @@ async fn orders_are_amended_cancelled_and_listed_by_their_owner_only(backend: Ba
     assert_eq!(all.status(), StatusCode::OK);
     let all: Value = all.json().await.unwrap();
     assert_eq!(all["cancelled"], json!([a2["id"], a3["id"]]));
-    // What stays locked is the other market's order: 2 x 0.50 + 2 micros.
-    assert_eq!(app.balance(&desk.alice).await["locked"], "1.000002");
+    // What stays locked is the other market's order: 2 x 0.50.
+    assert_eq!(app.balance(&desk.alice).await["locked"], "1.00");
 
     let open: Value = app
         .get("/v1/orders?status=open", Some(&desk.alice))
@@ -545,8 +550,8 @@ async fn a_batch_answers_every_item_in_order_on_its_own(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(bobs_now["status"], "OPEN");
-    // Locked: 5 x 0.30 + 3 x 0.20 plus a micro per share.
-    assert_eq!(desk.app.balance(&desk.alice).await["locked"], "2.100008");
+    // Locked: 5 x 0.30 + 3 x 0.20.
+    assert_eq!(desk.app.balance(&desk.alice).await["locked"], "2.10");
 
     let too_many: Vec<Value> = (0..101).map(|_| order("BUY", "YES", "0.10", 1)).collect();
     let answer = desk
