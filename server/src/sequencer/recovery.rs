@@ -3,11 +3,12 @@
 //! Loads the latest snapshot (its stored hash must match the restored engine), replays every
 //! journal row after it (contiguous sequence numbers, and each command must reproduce the
 //! result it had), recomputing each batch's link in the hash chain ([`super::chain`]) against
-//! the one committed, checks every invariant of the whole state (DESIGN.md 1-5), then checks the full state hash where the last batch stored one (with a
-//! snapshot, or before the chain existed) and the projected balances and positions against the
-//! engine's. Any mismatch refuses
-//! to start with a message saying what differs: serving from a state that disagrees with its
-//! own journal would be worse than not serving. Must never write to the database.
+//! the one committed, checks every invariant of the whole state (DESIGN.md 1-5), then checks
+//! the full state hash where the last batch stored one (with a snapshot, or before the chain
+//! existed) and the projected balances, positions and market terms against the engine's. Any
+//! mismatch refuses to start with a message saying what differs: serving from a state that
+//! disagrees with its own journal would be worse than not serving. Must never write to the
+//! database.
 //!
 //! Snapshots are only a shortcut through the journal, which is kept whole: a snapshot that
 //! cannot be used (it does not decode, is of another format, does not restore, or restores to
@@ -25,6 +26,7 @@ use uuid::Uuid;
 use super::chain::{Chain, GENESIS};
 use super::projection::hash_hex;
 use crate::db::Db;
+use crate::orders::store::LockTerms;
 
 /// Journal rows read per query while replaying.
 const REPLAY_PAGE_ROWS: i64 = 5_000;
@@ -84,6 +86,7 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
     verify_last_batch(db, seq, &state_hash).await?;
     let users = verify_accounts(db, &engine).await?;
     verify_positions(db, &engine).await?;
+    verify_market_terms(db, &engine).await?;
     let report = RecoveryReport {
         snapshot_seq,
         snapshots_skipped,
@@ -412,6 +415,39 @@ async fn verify_positions(db: &Db, engine: &Engine) -> Result<(), RecoveryError>
             projected.len(),
             expected.len()
         )));
+    }
+    Ok(())
+}
+
+/// Each projected market's fees and lock rule, which order bodies and balances compute their
+/// locks from, against the engine's.
+async fn verify_market_terms(db: &Db, engine: &Engine) -> Result<(), RecoveryError> {
+    let rows = sqlx::query(
+        "SELECT engine_market_id, maker_fee_bps, taker_fee_bps, lock_rule FROM markets \
+         ORDER BY engine_market_id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    if rows.len() != engine.market_count() as usize {
+        return Err(mismatch(format!(
+            "{} markets are projected, the engine has {}",
+            rows.len(),
+            engine.market_count()
+        )));
+    }
+    for row in rows {
+        let market: i64 = row.try_get("engine_market_id")?;
+        let projected = LockTerms::from_row(&row)?;
+        let params = u32::try_from(market)
+            .ok()
+            .and_then(|market| engine.market(MarketId(market)))
+            .map(|view| LockTerms::of(&view.params));
+        if params != Some(projected) {
+            return Err(mismatch(format!(
+                "market {market}: fees and lock rule {projected:?} projected, {params:?} in the \
+                 engine"
+            )));
+        }
     }
     Ok(())
 }

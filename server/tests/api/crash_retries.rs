@@ -81,6 +81,22 @@ impl Http {
         })
     }
 
+    /// `send` until it is answered: a transport error (a pooled connection to the killed
+    /// process, a busy machine) is retried, which a request with a key is made for.
+    async fn send_keyed(&self, token: &str, request: &Request) -> Answer {
+        assert!(
+            request.key.is_some(),
+            "only a keyed request is safe to resend"
+        );
+        for _ in 0..5 {
+            if let Some(answer) = self.send(token, request).await {
+                return answer;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{request:?}: no answer in five tries")
+    }
+
     async fn expect(&self, token: &str, request: &Request, status: StatusCode) -> Value {
         let answer = self
             .send(token, request)
@@ -517,7 +533,7 @@ async fn twenty_kills_lose_nothing_acknowledged_and_run_no_retry_twice(backend: 
                 } else {
                     &trader.token
                 };
-                let again = http.send(token, request).await.expect("an answer");
+                let again = http.send_keyed(token, request).await;
                 assert!(again.replayed, "cycle {cycle}: {request:?} ran again");
                 assert_eq!(
                     (&again.status, &again.body),

@@ -505,6 +505,7 @@ async fn recovery_refuses_to_start_when_projections_disagree_with_the_journal(ba
         app.deposit(&admin, &user, "10").await.status(),
         StatusCode::CREATED
     );
+    app.create_market(&admin, "audited", "Audited?").await;
     sqlx::query("UPDATE accounts SET available_micros = available_micros + 1")
         .execute(&app.db().pool)
         .await
@@ -519,12 +520,28 @@ async fn recovery_refuses_to_start_when_projections_disagree_with_the_journal(ba
         "{refused}"
     );
 
-    // Undo the damage, then tamper with the journal instead: a changed amount replays to
-    // another chain link than the batch committed.
+    // Undo the damage, then give the market another lock rule than it was created with: its
+    // orders would show locks the engine does not hold.
     let broken = server::db::Db::connect(&app.config.storage, 1)
         .await
         .unwrap();
     sqlx::query("UPDATE accounts SET available_micros = available_micros - 1")
+        .execute(&broken.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE markets SET lock_rule = 'BUFFER_ALWAYS'")
+        .execute(&broken.pool)
+        .await
+        .unwrap();
+    let refused = server::app::start(app.config.clone())
+        .await
+        .err()
+        .expect("refuses to start");
+    assert!(refused.to_string().contains("lock rule"), "{refused}");
+
+    // Undo that too, then tamper with the journal instead: a changed amount replays to another
+    // chain link than the batch committed.
+    sqlx::query("UPDATE markets SET lock_rule = 'BUFFER_FOR_MAKER_FEE'")
         .execute(&broken.pool)
         .await
         .unwrap();

@@ -55,6 +55,11 @@ async fn the_seed_flow_trades_settles_and_leaves_no_cash_behind(backend: Backend
     let book = get(&app, &format!("/v1/markets/{id}/book"), None).await;
     assert_eq!(book["bids"], json!([{ "price": "0.40", "qty": 10 }]));
     assert_eq!(book["asks"], json!([{ "price": "0.45", "qty": 4 }]));
+    // Exactly what the bid can cost: no fees, so nothing locked beyond 10 x 0.40.
+    assert_eq!(
+        app.balance(&alice).await,
+        json!({ "available": "96.00", "locked": "4.00", "total": "100.00", "feeReserve": "0.00" })
+    );
 
     // Bob's BUY NO at 0.60 crosses alice's bid: 6 pairs minted at YES 0.40 / NO 0.60.
     let mint = order(&app, &bob, &id, ("BUY", "NO", "0.60", 6)).await;
