@@ -118,6 +118,19 @@ impl MarketParams {
             self.lock_rule,
         )
     }
+
+    /// The cash a BUY of `qty` at `limit_units` holds while it takes liquidity on its way to
+    /// the book: its reserve, plus one micro-dollar in a market with a positive taker fee and no
+    /// per-share buffer. Its taker fee is rounded up once over its fills and its remainder's fee
+    /// reserve once on its own, and two roundings up can come to one micro-dollar more than the
+    /// single one the reserve was sized with (`ceil(a) + ceil(b) <= ceil(a + b) + 1`); a buffer
+    /// of one micro-dollar per share covers it from the filled shares' part. The micro-dollar
+    /// comes back when the order rests or ends.
+    pub fn taking_reserve_micros(&self, qty: u64, limit_units: u16) -> i64 {
+        let rounding_split =
+            self.taker_fee_bps > 0 && self.lock_rule.buffer_micros(qty, self.maker_fee_bps) == 0;
+        self.buy_reserve_micros(qty, limit_units) + i64::from(rounding_split)
+    }
 }
 
 /// `MarketParams` as written and read. A market created before `lock_rule` existed must

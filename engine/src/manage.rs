@@ -10,9 +10,7 @@ use crate::event::Event;
 use crate::matching::check_price;
 use crate::orders::{book_price_units, NIL};
 use crate::reject::Reject;
-use crate::types::{
-    BookSide, CancelReason, MarketId, MarketState, OrderEnd, OrderId, Side, UserId,
-};
+use crate::types::{CancelReason, MarketId, MarketState, OrderEnd, OrderId, Side, UserId};
 use crate::units::BATCH_ITEMS_MAX;
 
 impl Engine {
@@ -131,18 +129,8 @@ impl Engine {
     /// take, and the larger reserve must be affordable.
     fn check_reentry(&self, slot: u32, new_qty: u64, new_limit: u16) -> Result<(), Reject> {
         let order = self.orders.get(slot);
-        let market = &self.markets[order.market.0 as usize];
-        let side = order.book_side();
-        if order.post_only {
-            let limit = book_price_units(order.outcome, new_limit);
-            let best = market.book.best(side.opposite());
-            let takes = best.is_some_and(|best| match side {
-                BookSide::Bid => best <= limit,
-                BookSide::Ask => best >= limit,
-            });
-            if takes {
-                return Err(Reject::PostOnlyWouldTake);
-            }
+        if order.post_only && self.reentry_takes(slot, new_limit) {
+            return Err(Reject::PostOnlyWouldTake);
         }
         let new_remaining = new_qty - order.filled_qty();
         let position = self.ledger.position(order.market, order.user);
@@ -151,7 +139,7 @@ impl Engine {
                 if order.reduce_only && new_remaining > position.free(order.outcome.other()) {
                     return Err(Reject::ReduceOnlyWouldIncrease);
                 }
-                let need = market.params.buy_reserve_micros(new_remaining, new_limit);
+                let need = self.reentry_reserve_micros(slot, new_remaining, new_limit);
                 let extra = need - order.locked_micros;
                 if extra > self.ledger.cash(order.user).available_micros {
                     return Err(Reject::InsufficientFunds);
@@ -167,6 +155,24 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the order, re-entered at `new_limit`, would meet the opposite side.
+    fn reentry_takes(&self, slot: u32, new_limit: u16) -> bool {
+        let order = self.orders.get(slot);
+        let limit = book_price_units(order.outcome, new_limit);
+        self.would_take(order.market, order.book_side(), limit)
+    }
+
+    /// What a BUY re-entered with `new_remaining` at `new_limit` holds until it rests again: its
+    /// reserve, or if it takes on the way, `MarketParams::taking_reserve_micros`.
+    fn reentry_reserve_micros(&self, slot: u32, new_remaining: u64, new_limit: u16) -> i64 {
+        let params = &self.markets[self.orders.get(slot).market.0 as usize].params;
+        if self.reentry_takes(slot, new_limit) {
+            params.taking_reserve_micros(new_remaining, new_limit)
+        } else {
+            params.buy_reserve_micros(new_remaining, new_limit)
+        }
+    }
+
     /// Takes the order off the book, resizes its reservation, and enters it again as if new.
     fn reenter(&mut self, slot: u32, new_qty: u64, new_limit: u16, out: &mut Vec<Event>) {
         let order = self.orders.get(slot);
@@ -180,9 +186,8 @@ impl Engine {
         let new_remaining = new_qty - order.filled_qty();
         match order.side {
             Side::Buy => {
-                let params = &self.markets[market.0 as usize].params;
-                let need = params.buy_reserve_micros(new_remaining, new_limit);
-                let held = order.locked_micros;
+                let need = self.reentry_reserve_micros(slot, new_remaining, new_limit);
+                let held = self.orders.get(slot).locked_micros;
                 if need > held {
                     self.ledger.lock(user, need - held);
                 } else {

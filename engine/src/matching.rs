@@ -82,6 +82,14 @@ pub(crate) fn check_price(price_units: u16, tick_units: u16) -> Result<(), Rejec
     Ok(())
 }
 
+impl Engine {
+    /// Whether an order on `side` with book price `book_limit` would meet the opposite side.
+    pub(crate) fn would_take(&self, market: MarketId, side: BookSide, book_limit: u16) -> bool {
+        let best = self.markets[market.0 as usize].book.best(side.opposite());
+        best.is_some_and(|best| crosses(side, book_limit, best))
+    }
+}
+
 /// The cash a BUY order's remaining quantity must hold in a market with `params`.
 #[inline(always)] // a call per placement and per partial fill, for a few instructions of work
 fn reserve_micros(order: &Order, params: &MarketParams) -> i64 {
@@ -195,13 +203,12 @@ impl Engine {
         let qty = request.qty.expect("checked by validate_shape");
         let side = BookSide::of(request.side, request.outcome);
         let book_limit = book_price_units(request.outcome, limit_units);
-        if request.post_only {
-            let best = market.book.best(side.opposite());
-            if best.is_some_and(|best| crosses(side, book_limit, best)) {
-                return Err(Reject::PostOnlyWouldTake);
-            }
+        let takes = self.would_take(request.market, side, book_limit);
+        if request.post_only && takes {
+            return Err(Reject::PostOnlyWouldTake);
         }
-        if matches!(request.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd) {
+        let may_rest = matches!(request.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
+        if may_rest {
             self.check_capacity(request.user)?;
         }
         if request.time_in_force == TimeInForce::Fok {
@@ -213,7 +220,11 @@ impl Engine {
         self.check_reduce_only(request, qty)?;
         let lock_micros = match request.side {
             Side::Buy => {
-                let need = market.params.buy_reserve_micros(qty, limit_units);
+                let need = if takes && may_rest {
+                    market.params.taking_reserve_micros(qty, limit_units)
+                } else {
+                    market.params.buy_reserve_micros(qty, limit_units)
+                };
                 self.check_funds(request.user, need)?;
                 need
             }

@@ -65,12 +65,26 @@ fn buy_reserve(remaining: u64, limit: u16, params: &MarketParams) -> i128 {
     } else {
         SCALE * SCALE / 4
     };
-    let buffer = match params.lock_rule {
-        LockRule::BufferAlways => remaining as i128,
-        LockRule::BufferForMakerFee if params.maker_fee_bps > 0 => remaining as i128,
-        LockRule::BufferForMakerFee => 0,
+    let buffer = if per_share_buffer(params) {
+        remaining as i128
+    } else {
+        0
     };
     value(remaining, limit) + fee_up(rate, remaining as i128 * worst_weight) + buffer
+}
+
+fn per_share_buffer(params: &MarketParams) -> bool {
+    match params.lock_rule {
+        LockRule::BufferAlways => true,
+        LockRule::BufferForMakerFee => params.maker_fee_bps > 0,
+    }
+}
+
+/// What a BUY that meets the book and may then rest needs beyond its reserve: one micro-dollar
+/// where its taker fee (rounded up over its fills) and its remainder's fee reserve (rounded up
+/// on its own) could together exceed the single rounding of its reserve, unbuffered.
+fn taking_extra(params: &MarketParams, takes_and_may_rest: bool) -> i128 {
+    i128::from(takes_and_may_rest && params.taker_fee_bps > 0 && !per_share_buffer(params))
 }
 
 fn yes_price(outcome: Outcome, price: u16) -> u16 {
@@ -867,14 +881,14 @@ impl Reference {
         let (limit, qty) = (request.price_units.unwrap(), request.qty.unwrap());
         let side = book_side(request.side, request.outcome);
         let book_limit = yes_price(request.outcome, limit);
-        if request.post_only {
-            if let Some(best) = self.best(request.market, opposite(side)) {
-                if crosses(side, book_limit, best) {
-                    return Err(Reject::PostOnlyWouldTake);
-                }
-            }
+        let takes = self
+            .best(request.market, opposite(side))
+            .is_some_and(|best| crosses(side, book_limit, best));
+        if request.post_only && takes {
+            return Err(Reject::PostOnlyWouldTake);
         }
-        if matches!(request.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd) {
+        let may_rest = matches!(request.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
+        if may_rest {
             let open = self
                 .orders
                 .values()
@@ -895,7 +909,9 @@ impl Reference {
         self.check_reduce_only(request, qty)?;
         match request.side {
             Side::Buy => {
-                let need = buy_reserve(qty, limit, self.params(request.market));
+                let params = self.params(request.market);
+                let need =
+                    buy_reserve(qty, limit, params) + taking_extra(params, takes && may_rest);
                 if self.available(request.user) < need {
                     return Err(Reject::InsufficientFunds);
                 }
@@ -1307,13 +1323,12 @@ impl Reference {
         let mut moved = order.clone();
         moved.qty = new_qty;
         moved.limit = new_limit;
-        if order.post_only {
-            let side = order.book_side();
-            if let Some(best) = self.best(order.market, opposite(side)) {
-                if crosses(side, moved.book_price(), best) {
-                    return Err(Reject::PostOnlyWouldTake);
-                }
-            }
+        let side = order.book_side();
+        let takes = self
+            .best(order.market, opposite(side))
+            .is_some_and(|best| crosses(side, moved.book_price(), best));
+        if order.post_only && takes {
+            return Err(Reject::PostOnlyWouldTake);
         }
         let position = self.position(order.market, user);
         match order.side {
@@ -1321,7 +1336,9 @@ impl Reference {
                 if order.reduce_only && moved.remaining() > position.free(order.outcome.other()) {
                     return Err(Reject::ReduceOnlyWouldIncrease);
                 }
-                let extra = self.order_reserve(&moved) - self.order_reserve(&order);
+                let need =
+                    self.order_reserve(&moved) + taking_extra(self.params(order.market), takes);
+                let extra = need - self.order_reserve(&order);
                 if extra > self.available(user) {
                     return Err(Reject::InsufficientFunds);
                 }

@@ -206,7 +206,10 @@ pub enum MarketState {
 /// `BUFFER_FOR_MAKER_FEE` (every market created now) adds one micro-dollar per share only where
 /// the maker fee is positive, to round that fee up on each fill, so with no maker fee a trader
 /// holding exactly the cost can place the order; `BUFFER_ALWAYS` (markets created before that
-/// rule) adds it whatever the fees. The buffer comes back as the order fills or ends.
+/// rule) adds it whatever the fees. The buffer comes back as the order fills or ends. Without a
+/// buffer, a GTC/GTD bid that meets the book in a market with a taker fee needs one micro-dollar
+/// more while it takes (its taker fee and its remainder's reserve are rounded up apart); it is
+/// back once the order rests.
 #[derive(ToSchema)]
 #[schema(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LockRule {
