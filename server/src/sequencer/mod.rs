@@ -29,6 +29,7 @@
 
 mod chain;
 mod deadlines;
+mod interpret;
 pub mod keyed;
 mod position_costs;
 mod projection;
@@ -770,7 +771,14 @@ impl Sequencer {
         } else {
             None
         };
-        let plan = self.feed.plan(entries);
+        let interpret::Interpreted { projection, plan } = interpret::interpret(
+            entries,
+            &self.engine,
+            &self.link,
+            &mut self.costs,
+            self.db.backend,
+            &mut self.feed,
+        )?;
         debug_assert_eq!(
             self.feed.orders().first_difference(
                 &self.engine,
@@ -781,14 +789,6 @@ impl Sequencer {
             None,
             "the order states must follow the engine"
         );
-        let mut projection = projection::Projection::build(
-            entries,
-            &self.engine,
-            &self.link,
-            &mut self.costs,
-            self.db.backend,
-        )?;
-        projection.stream_seqs(&plan.seqs)?;
         let link = projection.link.clone();
         let batch = projection::Batch {
             first_seq,

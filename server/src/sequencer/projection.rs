@@ -5,6 +5,7 @@
 //! key (on the key's row), the batch's chain link, and with a snapshot the full state hash —
 //! and runs it all in ONE transaction.
 //!
+//! Its `Builder` is handed each command and event by the batch's one reading (`interpret`).
 //! Projections are built from the events alone, plus the engine's view of orders still open at
 //! the end of the batch (so an order touched many times is written once, with its final state).
 //! Balances and positions are absolute in the events, so only the last value per account in a
@@ -135,7 +136,7 @@ struct MarketChange {
     updated_seq: i64,
 }
 
-struct Builder<'a> {
+pub(super) struct Builder<'a> {
     backend: Backend,
     chain: Chain,
     /// Every position's costs, moved on by this batch's events as they are read.
@@ -156,16 +157,14 @@ struct Builder<'a> {
     keyed: Vec<Vec<Value>>,
 }
 
-impl Projection {
-    /// The batch of `entries`, the one after the batch whose link is `previous_link`.
-    pub(crate) fn build(
-        entries: &[Entry],
-        engine: &Engine,
-        previous_link: &str,
-        costs: &mut PositionCosts,
+impl<'a> Builder<'a> {
+    /// The batch after the one whose link is `previous_link`.
+    pub(super) fn new(
         backend: Backend,
-    ) -> Result<Projection, CommitError> {
-        let mut builder = Builder {
+        previous_link: &str,
+        costs: &'a mut PositionCosts,
+    ) -> Builder<'a> {
+        Builder {
             backend,
             chain: Chain::after(previous_link),
             costs,
@@ -182,16 +181,11 @@ impl Projection {
             settlements: Vec::new(),
             conversions: Vec::new(),
             keyed: Vec::new(),
-        };
-        for entry in entries {
-            builder.entry(entry)?;
         }
-        builder.finish(engine)
     }
-}
 
-impl Builder<'_> {
-    fn entry(&mut self, entry: &Entry) -> Result<(), CommitError> {
+    /// A command, before its events: its journal row and its part of the chain link.
+    pub(super) fn command(&mut self, entry: &Entry) -> Result<(), CommitError> {
         let ts = int(entry.command.ts_micros)?;
         let seq = int(entry.seq)?;
         let command = serde_json::to_string(&entry.command)
@@ -216,10 +210,12 @@ impl Builder<'_> {
             Value::Text(result),
             Value::OptText(subject),
         ]);
-        for event in &entry.events {
-            self.event(event, entry, ts, seq)?;
-            position_costs::apply(self.costs, event);
-        }
+        Ok(())
+    }
+
+    /// A command, after its events: the outcome kept for its idempotency key, if it has one.
+    pub(super) fn command_end(&mut self, entry: &Entry) -> Result<(), CommitError> {
+        let seq = int(entry.seq)?;
         if let Some(key) = &entry.key {
             let outcome = keyed::outcome_json(entry)
                 .map_err(|error| broken(format!("outcome encoding: {error}")))?;
@@ -233,13 +229,11 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn event(
-        &mut self,
-        event: &Event,
-        entry: &Entry,
-        ts: i64,
-        seq: i64,
-    ) -> Result<(), CommitError> {
+    /// One event of `entry`: the rows it changes, and the position costs it moves.
+    pub(super) fn event(&mut self, event: &Event, entry: &Entry) -> Result<(), CommitError> {
+        let ts = int(entry.command.ts_micros)?;
+        let seq = int(entry.seq)?;
+        position_costs::apply(self.costs, event);
         match event {
             Event::UserCreated { user } => self.user_created(*user, entry, ts, seq)?,
             Event::MarketCreated { market, params } => {
@@ -495,7 +489,8 @@ impl Builder<'_> {
         }
     }
 
-    fn finish(self, engine: &Engine) -> Result<Projection, CommitError> {
+    /// The batch's statements, with the final state of every order it touched from `engine`.
+    pub(super) fn finish(self, engine: &Engine) -> Result<Projection, CommitError> {
         let mut out = Projection {
             backend: self.backend,
             statements: Vec::new(),

@@ -1,14 +1,14 @@
 //! The sequencer's side of the streams: turns a batch's events into numbered topic messages.
 //!
-//! Runs inside the sequencer task, before the commit: it assigns every topic message its seq
-//! (one per command that changes the topic; a book's seq is the engine's own `book_seq`) and
-//! returns the topics' new seqs so the commit stores them in `stream_seqs` with the batch. Book
-//! deltas, trades, balances, positions, and orders and fills (from the [`OrderStates`] it keeps
-//! up to date with the same events, which the sequencer's replies read too) are rendered here,
-//! as they stand after each command. It also collects the batch's [`MarketChanges`]; tickers,
-//! which read the market data those changes update, are numbered here and rendered by the
-//! sequencer once the batch is committed and applied.
-//! Must never: read the database after start, or skip or repeat a seq.
+//! Driven event by event by the sequencer's one reading of the batch (`sequencer::interpret`),
+//! before the commit: it assigns every topic message its seq (one per command that changes the
+//! topic; a book's seq is the engine's own `book_seq`) and returns the topics' new seqs so the
+//! commit stores them in `stream_seqs` with the batch. Book deltas, trades, balances, positions,
+//! and orders and fills (from the [`OrderStates`] it keeps up to date with the same events,
+//! which the sequencer's replies read too) are rendered here, as they stand after each command.
+//! It also collects the batch's [`MarketChanges`]; tickers, which read the market data those
+//! changes update, are numbered here and rendered by the sequencer once the batch is committed
+//! and applied. Must never: read the database after start, or skip or repeat a seq.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -37,6 +37,8 @@ pub struct Plan {
     pub tickers: Vec<(Topic, u64, MarketId)>,
     pub seqs: BTreeMap<String, u64>,
     pub market: MarketChanges,
+    /// Markets whose book the batch changed: each gets a ticker message.
+    books_changed: BTreeSet<MarketId>,
 }
 
 impl Plan {
@@ -69,7 +71,7 @@ pub struct Feed {
 
 /// What one command changed, per topic.
 #[derive(Default)]
-struct Changes {
+pub struct Changes {
     book: BTreeMap<MarketId, (u64, Vec<serde_json::Value>)>,
     trades: BTreeMap<MarketId, Vec<TradeBody>>,
     orders: BTreeMap<UserId, BTreeSet<OrderId>>,
@@ -132,16 +134,15 @@ impl Feed {
     }
 
     /// Numbers and renders the messages of `entries` (one committed batch).
-    pub(crate) fn plan(&mut self, entries: &[Entry]) -> Plan {
+    /// A new batch: the order states forget the previous batch's ended orders and fills.
+    pub(crate) fn begin_batch(&mut self) -> Plan {
         self.orders.begin_batch();
-        let mut plan = Plan::default();
-        let mut books_changed = BTreeSet::new();
-        for entry in entries {
-            let changes = self.changes(entry, &mut plan.market);
-            books_changed.extend(changes.book.keys().copied());
-            self.render(changes, &mut plan);
-        }
-        for market in books_changed {
+        Plan::default()
+    }
+
+    /// After the last command of the batch: a ticker message for each market whose book moved.
+    pub(crate) fn end_batch(&mut self, mut plan: Plan) -> Plan {
+        for market in std::mem::take(&mut plan.books_changed) {
             let Some(id) = self.markets.get(&market).copied() else {
                 continue;
             };
@@ -169,129 +170,136 @@ impl Feed {
         *seq
     }
 
-    fn changes(&mut self, entry: &Entry, market_changes: &mut MarketChanges) -> Changes {
-        let mut changes = Changes::default();
-        let ts = i64::try_from(entry.command.ts_micros).unwrap_or(i64::MAX);
-        for event in &entry.events {
-            match event {
-                Event::UserCreated { user } => {
-                    if let Some(Subject::User { user_id }) = &entry.subject {
-                        self.users.insert(*user, *user_id);
-                    }
+    /// Reads one event of `entry`, a command committed at `ts`, into what the command changed
+    /// (`changes`, rendered by [`Feed::end_command`]) and into the batch's market data changes.
+    pub(crate) fn event(
+        &mut self,
+        event: &Event,
+        entry: &Entry,
+        ts: i64,
+        changes: &mut Changes,
+        plan: &mut Plan,
+    ) {
+        let market_changes = &mut plan.market;
+        match event {
+            Event::UserCreated { user } => {
+                if let Some(Subject::User { user_id }) = &entry.subject {
+                    self.users.insert(*user, *user_id);
                 }
-                Event::MarketCreated { market, params } => {
-                    if let Some(Subject::Market { market_id, .. }) = &entry.subject {
-                        self.markets.insert(*market, *market_id);
-                        self.orders.market(*market_id, params);
-                        market_changes.created(*market, *market_id);
-                    }
-                }
-                Event::BookLevel {
-                    market,
-                    book_seq,
-                    side,
-                    price_units,
-                    qty,
-                } => {
-                    market_changes.level(*market, *book_seq, *side, *price_units, *qty);
-                    let (seq, levels) = changes.book.entry(*market).or_default();
-                    *seq = *book_seq;
-                    let side = match side {
-                        BookSide::Bid => "BID",
-                        BookSide::Ask => "ASK",
-                    };
-                    levels.push(json!({
-                        "side": side,
-                        "price": format_price((*price_units).into()),
-                        "qty": qty,
-                    }));
-                }
-                Event::OrderAccepted { request, .. } => {
-                    let market_id = self.markets.get(&request.market).copied();
-                    if let Some((order, user)) = self.orders.apply(event, market_id, ts) {
-                        changes.orders.entry(user).or_default().insert(order);
-                    }
-                }
-                Event::OrderRested { .. }
-                | Event::OrderReduced { .. }
-                | Event::OrderAmended { .. }
-                | Event::OrderEnded { .. } => {
-                    if let Some((order, user)) = self.orders.apply(event, None, ts) {
-                        changes.orders.entry(user).or_default().insert(order);
-                    }
-                }
-                Event::Trade {
-                    trade,
-                    market,
-                    maker_order,
-                    taker_order,
-                    price_units,
-                    qty,
-                    kind,
-                    taker_side,
-                    maker_fee_micros,
-                    taker_fee_micros,
-                    ..
-                } => {
-                    let kind = wire_name(kind);
-                    market_changes.trade(*market, *price_units, *qty, ts);
-                    changes.trades.entry(*market).or_default().push(TradeBody {
-                        id: trade_uuid(*trade),
-                        price: format_price((*price_units).into()),
-                        qty: i64::try_from(*qty).unwrap_or(i64::MAX),
-                        taker_side: wire_name(taker_side),
-                        kind: kind.clone(),
-                        created_at: rfc3339(ts),
-                    });
-                    for (order, maker, fee_micros) in [
-                        (maker_order, true, maker_fee_micros),
-                        (taker_order, false, taker_fee_micros),
-                    ] {
-                        let side = FillSide {
-                            trade: *trade,
-                            order: *order,
-                            maker,
-                            yes_price_units: *price_units,
-                            qty: *qty,
-                            fee_micros: *fee_micros,
-                            kind: &kind,
-                            ts_micros: ts,
-                        };
-                        if let Some((user, fill)) = self.orders.fill(side) {
-                            changes.orders.entry(user).or_default().insert(*order);
-                            changes.fills.entry(user).or_default().push(fill);
-                        }
-                    }
-                }
-                Event::Position {
-                    user,
-                    market,
-                    position,
-                } => {
-                    let yes = position.yes_free + position.yes_reserved;
-                    let no = position.no_free + position.no_reserved;
-                    changes
-                        .positions
-                        .entry(*user)
-                        .or_default()
-                        .insert(*market, (yes, no));
-                }
-                Event::Balance {
-                    user,
-                    available_micros,
-                    locked_micros,
-                } => {
-                    changes
-                        .balances
-                        .insert(*user, (*available_micros, *locked_micros));
-                }
-                _ => {}
             }
+            Event::MarketCreated { market, params } => {
+                if let Some(Subject::Market { market_id, .. }) = &entry.subject {
+                    self.markets.insert(*market, *market_id);
+                    self.orders.market(*market_id, params);
+                    market_changes.created(*market, *market_id);
+                }
+            }
+            Event::BookLevel {
+                market,
+                book_seq,
+                side,
+                price_units,
+                qty,
+            } => {
+                market_changes.level(*market, *book_seq, *side, *price_units, *qty);
+                let (seq, levels) = changes.book.entry(*market).or_default();
+                *seq = *book_seq;
+                let side = match side {
+                    BookSide::Bid => "BID",
+                    BookSide::Ask => "ASK",
+                };
+                levels.push(json!({
+                    "side": side,
+                    "price": format_price((*price_units).into()),
+                    "qty": qty,
+                }));
+            }
+            Event::OrderAccepted { request, .. } => {
+                let market_id = self.markets.get(&request.market).copied();
+                if let Some((order, user)) = self.orders.apply(event, market_id, ts) {
+                    changes.orders.entry(user).or_default().insert(order);
+                }
+            }
+            Event::OrderRested { .. }
+            | Event::OrderReduced { .. }
+            | Event::OrderAmended { .. }
+            | Event::OrderEnded { .. } => {
+                if let Some((order, user)) = self.orders.apply(event, None, ts) {
+                    changes.orders.entry(user).or_default().insert(order);
+                }
+            }
+            Event::Trade {
+                trade,
+                market,
+                maker_order,
+                taker_order,
+                price_units,
+                qty,
+                kind,
+                taker_side,
+                maker_fee_micros,
+                taker_fee_micros,
+                ..
+            } => {
+                let kind = wire_name(kind);
+                market_changes.trade(*market, *price_units, *qty, ts);
+                changes.trades.entry(*market).or_default().push(TradeBody {
+                    id: trade_uuid(*trade),
+                    price: format_price((*price_units).into()),
+                    qty: i64::try_from(*qty).unwrap_or(i64::MAX),
+                    taker_side: wire_name(taker_side),
+                    kind: kind.clone(),
+                    created_at: rfc3339(ts),
+                });
+                for (order, maker, fee_micros) in [
+                    (maker_order, true, maker_fee_micros),
+                    (taker_order, false, taker_fee_micros),
+                ] {
+                    let side = FillSide {
+                        trade: *trade,
+                        order: *order,
+                        maker,
+                        yes_price_units: *price_units,
+                        qty: *qty,
+                        fee_micros: *fee_micros,
+                        kind: &kind,
+                        ts_micros: ts,
+                    };
+                    if let Some((user, fill)) = self.orders.fill(side) {
+                        changes.orders.entry(user).or_default().insert(*order);
+                        changes.fills.entry(user).or_default().push(fill);
+                    }
+                }
+            }
+            Event::Position {
+                user,
+                market,
+                position,
+            } => {
+                let yes = position.yes_free + position.yes_reserved;
+                let no = position.no_free + position.no_reserved;
+                changes
+                    .positions
+                    .entry(*user)
+                    .or_default()
+                    .insert(*market, (yes, no));
+            }
+            Event::Balance {
+                user,
+                available_micros,
+                locked_micros,
+            } => {
+                changes
+                    .balances
+                    .insert(*user, (*available_micros, *locked_micros));
+            }
+            _ => {}
         }
-        changes
     }
 
-    fn render(&mut self, changes: Changes, plan: &mut Plan) {
+    /// After the last event of a command: its messages, each topic numbered once.
+    pub(crate) fn end_command(&mut self, changes: Changes, plan: &mut Plan) {
+        plan.books_changed.extend(changes.book.keys().copied());
         for (market, (book_seq, levels)) in changes.book {
             let Some(id) = self.markets.get(&market).copied() else {
                 continue;
