@@ -30,7 +30,7 @@ PARTS = [
     ("a market order's dry run", r"engine::matching::(plan|plan_taker|affordable_qty)\b"),
     ("validating a placement", r"engine::matching::(validate_place|validate_shape|"
      r"validate_limit|validate_market|check_price|check_capacity|check_funds|check_shares|"
-     r"check_reduce_only|protection_limit)\b"),
+     r"check_reduce_only|protection_limit|would_take)\b"),
     ("matching", r"engine::matching::(take|walk|fill|rest|prevent_self_trade|reduce_resting|"
      r"crosses)\b"),
     ("placing", r"engine::matching::(execute_place|place|client_record|remember_client_id|"

@@ -126,6 +126,7 @@ impl MarketParams {
     /// single one the reserve was sized with (`ceil(a) + ceil(b) <= ceil(a + b) + 1`); a buffer
     /// of one micro-dollar per share covers it from the filled shares' part. The micro-dollar
     /// comes back when the order rests or ends.
+    #[inline]
     pub fn taking_reserve_micros(&self, qty: u64, limit_units: u16) -> i64 {
         let rounding_split =
             self.taker_fee_bps > 0 && self.lock_rule.buffer_micros(qty, self.maker_fee_bps) == 0;

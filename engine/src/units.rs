@@ -134,6 +134,7 @@ impl LockRule {
 
     /// The part of a resting BUY's lock of `qty` shares held for rounding the maker fee up on
     /// each fill: one micro-dollar per share, or none.
+    #[inline]
     pub fn buffer_micros(self, qty: u64, maker_bps: i32) -> i64 {
         let buffered = match self {
             LockRule::BufferAlways => true,
@@ -150,6 +151,7 @@ impl LockRule {
 /// The cash a resting BUY of `qty` at outcome limit `limit_units` must hold:
 /// `q * L + ceil(max(taker, maker, 0) * q * m)` plus the rule's rounding buffer, where
 /// `m = L(1-L)` below 0.5 and 0.25 above (the largest `p(1-p)` it can fill at).
+#[inline]
 pub fn buy_reserve_micros(
     qty: u64,
     limit_units: u16,
