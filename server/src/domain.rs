@@ -335,6 +335,29 @@ pub fn parse_lock_rule(name: &str) -> Result<LockRule, serde_json::Error> {
     serde_json::from_value(serde_json::Value::String(name.to_owned()))
 }
 
+/// Microseconds since the epoch as an RFC 3339 UTC string.
+pub fn rfc3339(micros: i64) -> String {
+    let nanos = i128::from(micros) * 1_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Twice a price in units (exact for a mid between two ticks) as a decimal string with 2 to 5
+/// decimals (`9_001` -> `"0.45005"`).
+pub fn format_half_units(units_x2: u32) -> String {
+    let per_dollar_x2 = 2 * engine::units::PRICE_SCALE;
+    let mut fraction = format!("{:05}", (units_x2 % per_dollar_x2) * 5);
+    while fraction.len() > 2 && fraction.ends_with('0') {
+        fraction.pop();
+    }
+    format!("{}.{fraction}", units_x2 / per_dollar_x2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -452,5 +475,13 @@ mod tests {
             "0.453333"
         );
         assert_eq!(format_average_price(10_000, 2).unwrap(), "0.50");
+    }
+
+    #[test]
+    fn mids_keep_the_half_unit() {
+        assert_eq!(format_half_units(9_000), "0.45");
+        assert_eq!(format_half_units(9_001), "0.45005");
+        assert_eq!(format_half_units(9_100), "0.455");
+        assert_eq!(format_half_units(20_000), "1.00");
     }
 }

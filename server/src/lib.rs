@@ -21,6 +21,8 @@ pub mod portfolio;
 pub mod sequencer;
 pub mod stream;
 pub mod telemetry;
+pub mod trade_history;
 pub mod transfers;
 pub mod users;
+pub mod wire;
 pub mod ws;

@@ -22,18 +22,20 @@ use uuid::Uuid;
 
 use crate::costs::{Costs, Holding};
 use crate::domain::format_cash;
+use crate::domain::format_half_units;
+use crate::domain::rfc3339;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::openapi::{
     BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge,
     Unauthenticated, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
-use crate::http::schema::{AveragePrice, Cash, MidPrice};
 use crate::http::{AppState, Error};
-use crate::markets::data::{committed_depth, format_half_units};
+use crate::markets::data::committed_depth;
 use crate::markets::{self, MarketPath};
 use crate::sequencer::Status;
-use crate::users::{self, rfc3339};
+use crate::users;
+use crate::wire::schema::{AveragePrice, Cash, MidPrice};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::config::AppEnv;
 use crate::db::now_micros;
+use crate::domain::rfc3339;
 use crate::domain::{format_cash, parse_transfer_amount};
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
@@ -29,12 +30,12 @@ use crate::http::openapi::{
     Unauthenticated, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
-use crate::http::schema::{Cash, CashInput, TransferKind};
 use crate::http::{AppState, Error};
 use crate::ids::transfer_uuid;
-use crate::orders::store::LockTerms;
 use crate::sequencer::{Applied, Subject};
-use crate::users::{self, rfc3339};
+use crate::users;
+use crate::wire::schema::{Cash, CashInput, TransferKind};
+use crate::wire::{BalanceBody, LockTerms};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -276,36 +277,6 @@ fn transfer_answer(applied: Applied, kind: &'static str) -> Result<impl IntoResp
         created_at: rfc3339(created_at),
     };
     Ok((StatusCode::CREATED, Json(body)))
-}
-
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Balance)]
-pub struct BalanceBody {
-    /// Free to trade or withdraw.
-    #[schema(value_type = Cash)]
-    available: String,
-    /// Held by resting buy orders: what they could cost, fees included, and `feeReserve`.
-    #[schema(value_type = Cash)]
-    locked: String,
-    #[schema(value_type = Cash)]
-    total: String,
-    /// The part of `locked` held only to round maker fees up on each fill (one micro-dollar per
-    /// share still to fill, in markets with a positive maker fee; see a market's `lockRule`);
-    /// it comes back as the orders fill or end.
-    #[schema(value_type = Cash)]
-    fee_reserve: String,
-}
-
-impl BalanceBody {
-    pub fn new(available_micros: i64, locked_micros: i64, fee_reserve_micros: i64) -> BalanceBody {
-        BalanceBody {
-            available: format_cash(available_micros),
-            locked: format_cash(locked_micros),
-            total: format_cash(available_micros.saturating_add(locked_micros)),
-            fee_reserve: format_cash(fee_reserve_micros),
-        }
-    }
 }
 
 /// The caller's cash, as of the last committed command.

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::{is_unique_violation, now_micros, Db};
-use crate::domain::{Email, FullName};
+use crate::domain::{rfc3339, Email, FullName};
 use crate::http::Error;
 
 /// What an account may do: admins also create and drive markets and deposit cash.
@@ -75,18 +75,6 @@ impl From<&User> for UserBody {
             created_at: rfc3339(user.created_at),
         }
     }
-}
-
-/// Microseconds since the epoch as an RFC 3339 UTC string.
-pub fn rfc3339(micros: i64) -> String {
-    let nanos = i128::from(micros) * 1_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|at| {
-            at.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 const USER_COLUMNS: &str = "id, email, full_name, role, password_hash, created_at";

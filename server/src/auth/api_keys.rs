@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::session::{random_token, token_hash};
 use crate::db::now_micros;
+use crate::domain::rfc3339;
 use crate::domain::KeyName;
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, AuthMethod, AuthUser};
@@ -35,7 +36,6 @@ use crate::http::openapi::{
 };
 use crate::http::page::{page_schema, Paged};
 use crate::http::{AppState, Error};
-use crate::users::rfc3339;
 
 /// Active keys one user may hold; small enough that a list is always one page.
 pub const API_KEYS_PER_USER_MAX: i64 = 20;

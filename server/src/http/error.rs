@@ -12,8 +12,8 @@ use engine::Reject;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::schema::ErrorCode;
 use crate::sequencer::SequencerError;
+use crate::wire::schema::ErrorCode;
 
 /// Seconds a client should wait before retrying after `OVERLOADED`.
 const RETRY_AFTER_OVERLOADED_SECS: &str = "1";

@@ -17,7 +17,6 @@ pub mod idempotency;
 pub mod openapi;
 mod ops;
 pub mod page;
-pub mod schema;
 
 use std::ops::Deref;
 use std::sync::Arc;

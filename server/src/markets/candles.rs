@@ -14,21 +14,20 @@
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::data::price_at;
 use super::{existing, MarketPath};
-use crate::db::{now_micros, Db};
+use crate::db::now_micros;
+use crate::domain::rfc3339;
 use crate::domain::{format_price, parse_time_micros};
 use crate::http::extractor::ApiQuery;
 use crate::http::openapi::{BadRequest, Internal, NotFound, RateLimited, Unprocessable};
-use crate::http::schema::{CandleInterval, Price};
 use crate::http::{AppState, Error};
 use crate::sequencer::Status;
-use crate::users::rfc3339;
+use crate::trade_history::{price_at, traded, Traded};
+use crate::wire::schema::{CandleInterval, Price};
 
 /// Most candles one request may ask for.
 pub const CANDLES_MAX: i64 = 1_000;
@@ -133,17 +132,6 @@ struct CandleBody {
     close: String,
     /// Shares traded.
     volume: i64,
-}
-
-/// One interval that had trades: its number (start / interval) and its figures in price units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Traded {
-    pub bucket: i64,
-    pub open: i64,
-    pub high: i64,
-    pub low: i64,
-    pub close: i64,
-    pub volume: i64,
 }
 
 /// Every interval from `first` to `last` (bucket numbers, inclusive): the traded ones as they
@@ -255,47 +243,6 @@ async fn from_memory(
 /// The interval holding the instant just before `to` (so `to` itself is exclusive).
 fn bucket_before(to_micros: u64, step: i64) -> i64 {
     (to_micros as i64 - 1).max(0) / step
-}
-
-/// The intervals from `first` to `last` that had trades, in one aggregate query: extremes and
-/// volume per interval, open and close from its first and last trade.
-pub async fn traded(
-    db: &Db,
-    market: i64,
-    step: i64,
-    first: i64,
-    last: i64,
-) -> Result<Vec<Traded>, Error> {
-    let rows = sqlx::query(
-        "SELECT b.bucket, b.high, b.low, b.volume, f.price_units AS open, l.price_units AS close \
-         FROM (SELECT created_at / $2 AS bucket, MAX(price_units) AS high, \
-                      MIN(price_units) AS low, CAST(SUM(qty) AS BIGINT) AS volume, \
-                      MIN(engine_trade_id) AS first_trade, MAX(engine_trade_id) AS last_trade \
-               FROM trades \
-               WHERE engine_market_id = $1 AND created_at >= $3 AND created_at < $4 \
-               GROUP BY created_at / $2) b \
-         JOIN trades f ON f.engine_trade_id = b.first_trade \
-         JOIN trades l ON l.engine_trade_id = b.last_trade \
-         ORDER BY b.bucket",
-    )
-    .bind(market)
-    .bind(step)
-    .bind(first * step)
-    .bind((last + 1) * step)
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(Traded {
-                bucket: row.try_get("bucket")?,
-                open: row.try_get("open")?,
-                high: row.try_get("high")?,
-                low: row.try_get("low")?,
-                close: row.try_get("close")?,
-                volume: row.try_get("volume")?,
-            })
-        })
-        .collect()
 }
 
 fn body(candle: Traded, step: i64) -> Result<CandleBody, Error> {

@@ -20,18 +20,20 @@ use uuid::Uuid;
 
 use super::{existing, Market, MarketPath};
 use crate::db::{now_micros, Db};
-use crate::domain::{format_price, format_rate};
+use crate::domain::format_price;
+use crate::domain::rfc3339;
 use crate::http::extractor::{ApiQuery, ClientIp};
 use crate::http::openapi::{
     BadRequest, Internal, NotFound, RateLimited, Unavailable, Unprocessable,
 };
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
-use crate::http::schema::{MidPrice, Price, PriceChange, Side, TradeKind};
 use crate::http::{AppState, Error};
 use crate::limits::ReadSlot;
 use crate::orders::store::below;
 use crate::sequencer::Status;
-use crate::users::rfc3339;
+use crate::trade_history::price_at;
+use crate::wire::schema::Price;
+use crate::wire::{TickerBody, TradeBody};
 
 /// Market-data requests (book, ticker, trades, candles) and stream snapshots served at once;
 /// the rest wait their turn. A waiting request is parked, not runnable, so a flood of anonymous readers cannot
@@ -232,24 +234,6 @@ async fn book(
     Ok(Json(book_body(market_id, &book)))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Trade)]
-pub struct TradeBody {
-    pub id: Uuid,
-    /// In YES terms.
-    #[schema(value_type = Price)]
-    pub price: String,
-    pub qty: i64,
-    /// The taker's side in YES terms (a taker buying NO sells YES).
-    #[schema(value_type = Side)]
-    pub taker_side: String,
-    #[schema(value_type = TradeKind)]
-    pub kind: String,
-    #[schema(format = DateTime)]
-    pub created_at: String,
-}
-
 page_schema!(TradePage of TradeBody);
 
 /// The market's trades, newest first.
@@ -322,55 +306,6 @@ pub fn trade_from_row(row: &sqlx::any::AnyRow) -> Result<(i64, TradeBody), Error
 /// What `trade_from_row` reads.
 pub const TRADE_COLUMNS: &str =
     "engine_trade_id, id, price_units, qty, taker_side, kind, created_at";
-
-/// The market at a glance, in YES prices.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[schema(as = Ticker)]
-pub struct TickerBody {
-    market_id: Uuid,
-    #[schema(value_type = Option<Price>, required = true)]
-    best_bid: Option<String>,
-    #[schema(value_type = Option<Price>, required = true)]
-    best_ask: Option<String>,
-    /// Null unless both sides have a level.
-    #[schema(value_type = Option<MidPrice>, required = true)]
-    mid: Option<String>,
-    /// The last trade's price; null before the first.
-    #[schema(value_type = Option<Price>, required = true)]
-    last: Option<String>,
-    /// Shares traded in the last 24 hours.
-    volume24h: i64,
-    /// The last price minus the last price before the 24 hours (or the first within them).
-    #[schema(value_type = Option<PriceChange>, required = true)]
-    change24h: Option<String>,
-}
-
-/// Twice a price in units (exact for a mid between two ticks) as a decimal string with 2 to 5
-/// decimals (`9_001` -> `"0.45005"`).
-pub fn format_half_units(units_x2: u32) -> String {
-    let per_dollar_x2 = 2 * engine::units::PRICE_SCALE;
-    let mut fraction = format!("{:05}", (units_x2 % per_dollar_x2) * 5);
-    while fraction.len() > 2 && fraction.ends_with('0') {
-        fraction.pop();
-    }
-    format!("{}.{fraction}", units_x2 / per_dollar_x2)
-}
-
-/// The YES price of the latest trade at or before `at` (the latest of all with `i64::MAX`).
-pub async fn price_at(db: &Db, market: i64, at: i64) -> Result<Option<i64>, Error> {
-    let row = sqlx::query(
-        "SELECT price_units FROM trades WHERE engine_market_id = $1 AND created_at <= $2 \
-         ORDER BY engine_trade_id DESC LIMIT 1",
-    )
-    .bind(market)
-    .bind(at)
-    .fetch_optional(&db.pool)
-    .await?;
-    row.map(|row| row.try_get("price_units"))
-        .transpose()
-        .map_err(Error::from)
-}
 
 /// The market's best prices, last trade and 24-hour figures.
 #[utoipa::path(
@@ -451,45 +386,4 @@ pub async fn ticker_of(
         u64::try_from(volume24h).map_err(Error::internal)?,
         opening.map(price).transpose()?,
     ))
-}
-
-impl TickerBody {
-    /// The ticker of a market with these best prices, last price, 24-hour volume and the
-    /// price the 24 hours opened at (all prices in YES units).
-    pub fn new(
-        market_id: Uuid,
-        bid: Option<u16>,
-        ask: Option<u16>,
-        last: Option<u16>,
-        volume24h: u64,
-        opening: Option<u16>,
-    ) -> TickerBody {
-        let change24h = last
-            .zip(opening)
-            .map(|(last, opening)| format_rate(i32::from(last) - i32::from(opening)));
-        TickerBody {
-            market_id,
-            best_bid: bid.map(|bid| format_price(bid.into())),
-            best_ask: ask.map(|ask| format_price(ask.into())),
-            mid: bid
-                .zip(ask)
-                .map(|(bid, ask)| format_half_units(u32::from(bid) + u32::from(ask))),
-            last: last.map(|last| format_price(last.into())),
-            volume24h: i64::try_from(volume24h).unwrap_or(i64::MAX),
-            change24h,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mids_keep_the_half_unit() {
-        assert_eq!(format_half_units(9_000), "0.45");
-        assert_eq!(format_half_units(9_001), "0.45005");
-        assert_eq!(format_half_units(9_100), "0.455");
-        assert_eq!(format_half_units(20_000), "1.00");
-    }
 }

@@ -28,6 +28,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::{now_micros, Db};
+use crate::domain::rfc3339;
 use crate::domain::{
     format_price, format_rate, parse_lock_rule, parse_payout_units, parse_rate_bps,
     parse_time_micros, wire_name,
@@ -39,12 +40,11 @@ use crate::http::openapi::{
     Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use crate::http::page::{page_schema, paged, Page, Paged};
-use crate::http::schema::{
-    self, FeeRate, FeeRateInput, MarketState, PayoutInput, Price, ResolutionOutcome, TickSize,
-};
 use crate::http::{AppState, Error};
 use crate::sequencer::Subject;
-use crate::users::rfc3339;
+use crate::wire::schema::{
+    self, FeeRate, FeeRateInput, MarketState, PayoutInput, Price, ResolutionOutcome, TickSize,
+};
 
 pub const QUESTION_CHARS_MAX: usize = 300;
 pub const DESCRIPTION_CHARS_MAX: usize = 5_000;

@@ -31,12 +31,13 @@ use crate::http::openapi::{
     RateLimited, Unauthenticated, Unavailable, Unprocessable, UnsupportedMediaType,
 };
 use crate::http::page::{page_schema, paged, Page, PageQuery, Paged};
-use crate::http::schema;
 use crate::http::{AppState, Error};
 use crate::markets;
 use crate::sequencer::{Applied, SequencerError};
 use crate::users;
-use store::{FillBody, OrderBody, OrderRow, StatusFilter};
+use crate::wire::schema;
+use crate::wire::{FillBody, OrderBody};
+use store::{OrderRow, StatusFilter};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

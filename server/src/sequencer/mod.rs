@@ -49,10 +49,10 @@ use uuid::Uuid;
 use crate::config::SequencerConfig;
 use crate::db::{now_micros, Db};
 use crate::metrics::Metrics;
-use crate::orders::store::{FillBody, OrderBody};
 use crate::stream::feed::Feed;
 use crate::stream::market_data::{MarketData, SharedMarketData};
 use crate::stream::publisher::Publisher;
+use crate::wire::{FillBody, OrderBody};
 use deadlines::Deadlines;
 
 pub use recovery::{RecoveryError, RecoveryReport};

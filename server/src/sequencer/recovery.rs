@@ -26,7 +26,7 @@ use uuid::Uuid;
 use super::chain::{Chain, GENESIS};
 use super::projection::hash_hex;
 use crate::db::Db;
-use crate::orders::store::LockTerms;
+use crate::wire::LockTerms;
 
 /// Journal rows read per query while replaying.
 const REPLAY_PAGE_ROWS: i64 = 5_000;

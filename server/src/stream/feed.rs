@@ -21,13 +21,11 @@ use super::market_data::{MarketChanges, MarketData};
 use super::order_states::{FillSide, OrderStates};
 use super::{frame, Kind, Message, Topic};
 use crate::db::Db;
+use crate::domain::rfc3339;
 use crate::domain::{format_price, wire_name};
 use crate::ids::trade_uuid;
-use crate::markets::data::TradeBody;
-use crate::orders::store::FillBody;
 use crate::sequencer::{Entry, Subject};
-use crate::transfers::BalanceBody;
-use crate::users::rfc3339;
+use crate::wire::{BalanceBody, FillBody, TradeBody};
 
 /// What one batch publishes, the seqs to store with it and what it changes in the market data.
 #[derive(Debug, Default)]

@@ -19,9 +19,8 @@ use engine::{BookDepth, BookSide, Engine, MarketId};
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::http::Error;
-use crate::markets::candles::{self, Traded};
-use crate::markets::data::{price_at, TickerBody};
+use crate::trade_history::{price_at, traded, Traded};
+use crate::wire::TickerBody;
 
 const MINUTE_MICROS: i64 = 60 * 1_000_000;
 /// Minutes in the ticker's rolling window (24 hours).
@@ -242,7 +241,7 @@ impl MarketData {
         engine: &Engine,
         markets: &HashMap<MarketId, Uuid>,
         now_micros: i64,
-    ) -> Result<MarketData, Error> {
+    ) -> Result<MarketData, sqlx::Error> {
         let now = now_micros.div_euclid(MINUTE_MICROS);
         let kept_from = now - CANDLE_MINUTES_KEPT + 1;
         let mut data = MarketData::default();
@@ -255,7 +254,7 @@ impl MarketData {
                 live.bids.extend(book.bids);
                 live.asks.extend(book.asks);
             }
-            for candle in candles::traded(db, engine_id, MINUTE_MICROS, kept_from, now).await? {
+            for candle in traded(db, engine_id, MINUTE_MICROS, kept_from, now).await? {
                 live.minute(candle);
             }
             data.markets.insert(*market, live);

@@ -8,8 +8,8 @@
 //! read model and hands everything to the [`publisher`] task, which publishes each message
 //! (serialized once) to the in-process [`hub::Hub`] and, when configured, to Redis. A
 //! read-only gateway has no feed: its hub is fed from Redis ([`redis`]), so every instance
-//! serves the same messages with the same seqs. [`snapshot`] reads a topic's committed state
-//! with the seq it is valid at, from the database alone, so primary and gateway answer alike.
+//! serves the same messages with the same seqs. (A topic's snapshot, read from the database
+//! alone so primary and gateway answer alike, is the WebSocket handler's: `ws::snapshot`.)
 //!
 //! Must never: publish anything before its batch is committed, reorder a topic's messages,
 //! or let a slow subscriber slow the sequencer or anyone else (queues are bounded and a full
@@ -21,7 +21,6 @@ pub mod market_data;
 pub mod order_states;
 pub mod publisher;
 pub mod redis;
-pub mod snapshot;
 
 use std::fmt;
 

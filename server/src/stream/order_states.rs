@@ -20,10 +20,10 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::db::Db;
+use crate::domain::rfc3339;
 use crate::domain::{format_average_price, format_cash, format_price, wire_name};
 use crate::ids::{order_uuid, trade_uuid};
-use crate::orders::store::{FillBody, LockTerms, OrderBody};
-use crate::users::rfc3339;
+use crate::wire::{FillBody, LockTerms, OrderBody};
 
 /// One order's state: what `OrderBody` shows, in numbers.
 #[derive(Clone, Debug)]

@@ -26,11 +26,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::snapshot;
 use super::{CLOSE_IDLE, CLOSE_REVOKED, CLOSE_SLOW_CONSUMER, OPS_PER_SECOND, SUBSCRIPTIONS_MAX};
 use crate::http::extractor::{by_access_token, AuthMethod, AuthUser};
 use crate::http::{AppState, Error};
 use crate::stream::hub::{Inbox, Resume, SlowFlag, Subscriber};
-use crate::stream::{frame, snapshot, Kind, Message, Topic};
+use crate::stream::{frame, Kind, Message, Topic};
 
 /// Queued messages written out together at most (bounds the time between reads of the socket).
 const FORWARD_BATCH_MAX: usize = 256;

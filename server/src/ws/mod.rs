@@ -11,6 +11,7 @@
 //! never let a client's input panic the task, nor one connection's backlog affect another.
 
 mod connection;
+mod snapshot;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;

@@ -10,11 +10,11 @@
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use super::Topic;
 use crate::db::Db;
 use crate::http::{AppState, Error};
 use crate::markets::{self, data};
 use crate::orders::store::open_orders_of_user;
+use crate::stream::Topic;
 use crate::{portfolio, transfers, users};
 
 /// Trades in a `trades:` snapshot.

@@ -386,7 +386,7 @@ mod tests {
         }
         let mid = pattern(super::MidPrice::schema());
         for units_x2 in [2, 9_001, 19_999, 20_000] {
-            let text = crate::markets::data::format_half_units(units_x2);
+            let text = crate::domain::format_half_units(units_x2);
             assert!(matches(&mid, &text), "{text}");
         }
         assert!(!matches(&price, "0.5"));
