@@ -7,8 +7,8 @@
 mod support;
 
 use engine::{
-    LockRule, MarketId, MarketParams, Op, OrderId, Outcome, PlaceOrder, Reject, Side, Slug,
-    TimeInForce, UserId,
+    LockRule, MarketParams, Op, OrderId, Outcome, PlaceOrder, Reject, Side, Slug, TimeInForce,
+    UserId,
 };
 use support::{Harness, DOLLAR};
 
@@ -22,20 +22,6 @@ fn trader(h: &mut Harness, micros: i64) -> UserId {
     user
 }
 
-fn market(h: &mut Harness, maker_fee_bps: i32, taker_fee_bps: i32, rule: LockRule) -> MarketId {
-    let slug = Slug::new(&format!("locks-{}", h.engine.market_count())).expect("a valid slug");
-    h.market_with(MarketParams {
-        slug,
-        tick_units: 100,
-        qty_min: 1,
-        qty_max: 1_000_000,
-        maker_fee_bps,
-        taker_fee_bps,
-        close_ts_micros: None,
-        lock_rule: rule,
-    })
-}
-
 fn locked_by(h: &Harness, order: OrderId) -> i64 {
     h.engine.order(order).expect("an open order").locked_micros
 }
@@ -43,7 +29,7 @@ fn locked_by(h: &Harness, order: OrderId) -> i64 {
 #[test]
 fn exact_funds_place_a_buy_where_there_is_no_maker_fee() {
     let mut h = Harness::default();
-    let free = market(&mut h, 0, 0, LockRule::CURRENT);
+    let free = h.market(0, 0);
     let short = trader(&mut h, 4 * DOLLAR - 1);
     assert_eq!(
         h.limit(short, free, Side::Buy, Outcome::Yes, 4_000, 10),
@@ -58,7 +44,7 @@ fn exact_funds_place_a_buy_where_there_is_no_maker_fee() {
 
     // A taker fee alone is charged once per order, rounded once: no buffer either.
     // 10 @ 0.40 with 7%: $4.00 + ceil(0.07 * 10 * 0.24) = $4.168.
-    let taker_only = market(&mut h, 0, 700, LockRule::CURRENT);
+    let taker_only = h.market(0, 700);
     let short = trader(&mut h, 4_168_000 - 1);
     assert_eq!(
         h.limit(short, taker_only, Side::Buy, Outcome::Yes, 4_000, 10),
@@ -70,7 +56,7 @@ fn exact_funds_place_a_buy_where_there_is_no_maker_fee() {
     assert_eq!((h.available(exact), h.locked(exact)), (0, 4_168_000));
 
     // A rebate (negative maker rate) is rounded down: nothing to buffer.
-    let rebate = market(&mut h, -100, 700, LockRule::CURRENT);
+    let rebate = h.market(-100, 700);
     let exact = trader(&mut h, 4_168_000);
     h.limit(exact, rebate, Side::Buy, Outcome::Yes, 4_000, 10)
         .unwrap();
@@ -80,7 +66,7 @@ fn exact_funds_place_a_buy_where_there_is_no_maker_fee() {
 #[test]
 fn an_amend_up_to_exact_funds_is_accepted_and_past_them_refused() {
     let mut h = Harness::default();
-    let free = market(&mut h, 0, 0, LockRule::CURRENT);
+    let free = h.market(0, 0);
     let a = trader(&mut h, 4 * DOLLAR);
     let order = h.limit(a, free, Side::Buy, Outcome::Yes, 4_000, 5).unwrap();
     let amend = |qty, price_units| Op::Amend {
@@ -101,7 +87,7 @@ fn an_amend_up_to_exact_funds_is_accepted_and_past_them_refused() {
 fn a_maker_fee_keeps_the_buffer_which_follows_the_fills_and_ends_at_zero() {
     let mut h = Harness::default();
     // Maker 2%, taker 7%: 10 @ 0.40 holds $4.00 + ceil(0.07 * 10 * 0.24) + 10 micros.
-    let m = market(&mut h, 200, 700, LockRule::CURRENT);
+    let m = h.market(200, 700);
     let short = trader(&mut h, 4_168_010 - 1);
     assert_eq!(
         h.limit(short, m, Side::Buy, Outcome::Yes, 4_000, 10),
@@ -151,7 +137,7 @@ fn a_maker_fee_keeps_the_buffer_which_follows_the_fills_and_ends_at_zero() {
 #[test]
 fn a_market_created_under_the_old_rule_keeps_the_buffer_whatever_the_fees() {
     let mut h = Harness::default();
-    let old = market(&mut h, 0, 0, LockRule::BufferAlways);
+    let old = h.market_under(0, 0, LockRule::BufferAlways);
     let exact = trader(&mut h, 4 * DOLLAR);
     assert_eq!(
         h.limit(exact, old, Side::Buy, Outcome::Yes, 4_000, 10),
@@ -176,7 +162,7 @@ fn a_bid_that_takes_then_rests_holds_one_micro_more_while_it_takes() {
     // sized with (here they add up to it; the next test has a case where they do not), so a
     // bid that meets the book needs one micro-dollar more than 4.168 while it takes.
     let mut h = Harness::default();
-    let m = market(&mut h, 0, 700, LockRule::CURRENT);
+    let m = h.market(0, 700);
     let alice = h.user(10);
     h.split(alice, m, 4);
     h.limit(alice, m, Side::Sell, Outcome::Yes, 4_000, 4)
@@ -219,7 +205,7 @@ fn a_bid_that_takes_then_rests_holds_one_micro_more_while_it_takes() {
 #[test]
 fn an_amend_that_takes_holds_the_same_micro_while_it_takes() {
     let mut h = Harness::default();
-    let m = market(&mut h, 0, 700, LockRule::CURRENT);
+    let m = h.market(0, 700);
     let seller = h.user(10);
     h.split(seller, m, 4);
     h.limit(seller, m, Side::Sell, Outcome::Yes, 4_500, 4)

@@ -81,6 +81,16 @@ impl Harness {
 
     /// A market with tick 0.01, quantities 1..=1,000,000 and the given fee rates in bps.
     pub fn market(&mut self, maker_fee_bps: i32, taker_fee_bps: i32) -> MarketId {
+        self.market_under(maker_fee_bps, taker_fee_bps, engine::LockRule::CURRENT)
+    }
+
+    /// `market`, created under lock rule `lock_rule`.
+    pub fn market_under(
+        &mut self,
+        maker_fee_bps: i32,
+        taker_fee_bps: i32,
+        lock_rule: engine::LockRule,
+    ) -> MarketId {
         let slug =
             Slug::new(&format!("market-{}", self.engine.market_count())).expect("a valid slug");
         self.market_with(MarketParams {
@@ -91,7 +101,7 @@ impl Harness {
             maker_fee_bps,
             taker_fee_bps,
             close_ts_micros: None,
-            lock_rule: engine::LockRule::CURRENT,
+            lock_rule,
         })
     }
 
