@@ -1,7 +1,9 @@
 //! The predex server: HTTP API, durable sequencer and recovery around the deterministic engine.
 //!
-//! `app::start` wires everything; `sequencer` owns the engine and the journal; `http` holds the
-//! router, the error type and the extractors; `auth` and `transfers` are the API's domains.
+//! `app::start` wires everything; `sequencer` owns the engine and the journal; `stream` numbers
+//! and publishes what each batch changed; `wire` holds the public shapes that answers and
+//! streams share; `http` holds the router, the error type and the extractors; `auth`,
+//! `markets`, `orders`, `portfolio`, `transfers` and `ws` are the API's domains.
 #![forbid(unsafe_code)]
 
 pub mod app;
