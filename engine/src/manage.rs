@@ -101,8 +101,8 @@ impl Engine {
             self.amend_down(slot, new_qty, out);
             return Ok(());
         }
-        self.check_reentry(slot, new_qty, new_limit)?;
-        self.reenter(slot, new_qty, new_limit, out);
+        let lock_micros = self.check_reentry(slot, new_qty, new_limit)?;
+        self.reenter(slot, new_qty, new_limit, lock_micros, out);
         Ok(())
     }
 
@@ -126,10 +126,14 @@ impl Engine {
     }
 
     /// What re-entering at a new price or a larger size needs: post-only must still not
-    /// take, and the larger reserve must be affordable.
-    fn check_reentry(&self, slot: u32, new_qty: u64, new_limit: u16) -> Result<(), Reject> {
+    /// take, and the larger reserve must be affordable. Answers the cash a BUY holds once
+    /// re-entered until it rests again (its reserve, or if it takes on the way,
+    /// `MarketParams::taking_reserve_micros`); 0 for a SELL.
+    fn check_reentry(&self, slot: u32, new_qty: u64, new_limit: u16) -> Result<i64, Reject> {
         let order = self.orders.get(slot);
-        if order.post_only && self.reentry_takes(slot, new_limit) {
+        let limit = book_price_units(order.outcome, new_limit);
+        let takes = self.would_take(order.market, order.book_side(), limit);
+        if order.post_only && takes {
             return Err(Reject::PostOnlyWouldTake);
         }
         let new_remaining = new_qty - order.filled_qty();
@@ -139,42 +143,38 @@ impl Engine {
                 if order.reduce_only && new_remaining > position.free(order.outcome.other()) {
                     return Err(Reject::ReduceOnlyWouldIncrease);
                 }
-                let need = self.reentry_reserve_micros(slot, new_remaining, new_limit);
+                let params = &self.markets[order.market.0 as usize].params;
+                let need = if takes {
+                    params.taking_reserve_micros(new_remaining, new_limit)
+                } else {
+                    params.buy_reserve_micros(new_remaining, new_limit)
+                };
                 let extra = need - order.locked_micros;
                 if extra > self.ledger.cash(order.user).available_micros {
                     return Err(Reject::InsufficientFunds);
                 }
+                Ok(need)
             }
             Side::Sell => {
                 let extra = new_remaining.saturating_sub(order.remaining_qty);
                 if extra > position.free(order.outcome) {
                     return Err(Reject::InsufficientShares);
                 }
+                Ok(0)
             }
         }
-        Ok(())
     }
 
-    /// Whether the order, re-entered at `new_limit`, would meet the opposite side.
-    fn reentry_takes(&self, slot: u32, new_limit: u16) -> bool {
-        let order = self.orders.get(slot);
-        let limit = book_price_units(order.outcome, new_limit);
-        self.would_take(order.market, order.book_side(), limit)
-    }
-
-    /// What a BUY re-entered with `new_remaining` at `new_limit` holds until it rests again: its
-    /// reserve, or if it takes on the way, `MarketParams::taking_reserve_micros`.
-    fn reentry_reserve_micros(&self, slot: u32, new_remaining: u64, new_limit: u16) -> i64 {
-        let params = &self.markets[self.orders.get(slot).market.0 as usize].params;
-        if self.reentry_takes(slot, new_limit) {
-            params.taking_reserve_micros(new_remaining, new_limit)
-        } else {
-            params.buy_reserve_micros(new_remaining, new_limit)
-        }
-    }
-
-    /// Takes the order off the book, resizes its reservation, and enters it again as if new.
-    fn reenter(&mut self, slot: u32, new_qty: u64, new_limit: u16, out: &mut Vec<Event>) {
+    /// Takes the order off the book, resizes its reservation (a BUY's to `lock_micros`, as
+    /// `check_reentry` answered), and enters it again as if new.
+    fn reenter(
+        &mut self,
+        slot: u32,
+        new_qty: u64,
+        new_limit: u16,
+        lock_micros: i64,
+        out: &mut Vec<Event>,
+    ) {
         let order = self.orders.get(slot);
         let (market, side, ticks) = (order.market, order.book_side(), order.rests_at_ticks);
         self.touch_level(market, side, ticks);
@@ -186,14 +186,13 @@ impl Engine {
         let new_remaining = new_qty - order.filled_qty();
         match order.side {
             Side::Buy => {
-                let need = self.reentry_reserve_micros(slot, new_remaining, new_limit);
                 let held = self.orders.get(slot).locked_micros;
-                if need > held {
-                    self.ledger.lock(user, need - held);
+                if lock_micros > held {
+                    self.ledger.lock(user, lock_micros - held);
                 } else {
-                    self.ledger.unlock(user, held - need);
+                    self.ledger.unlock(user, held - lock_micros);
                 }
-                self.orders.get_mut(slot).locked_micros = need;
+                self.orders.get_mut(slot).locked_micros = lock_micros;
             }
             Side::Sell if new_remaining > old_remaining => {
                 self.ledger

@@ -21,9 +21,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::costs::{Costs, Holding};
-use crate::domain::format_cash;
 use crate::domain::format_half_units;
-use crate::domain::rfc3339;
+use crate::domain::{format_cash, rfc3339};
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::openapi::{
     BadRequest, Conflict, Forbidden, IdempotencyKey, Internal, NotFound, PayloadTooLarge,

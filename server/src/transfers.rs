@@ -21,8 +21,7 @@ use uuid::Uuid;
 
 use crate::config::AppEnv;
 use crate::db::now_micros;
-use crate::domain::rfc3339;
-use crate::domain::{format_cash, parse_transfer_amount};
+use crate::domain::{format_cash, parse_transfer_amount, rfc3339};
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};
 use crate::http::openapi::{
@@ -325,7 +324,7 @@ pub async fn balance_of(db: &crate::db::Db, user_id: Uuid) -> Result<BalanceBody
         };
         let terms = LockTerms::from_row(row)?;
         let remaining = u64::try_from(remaining).map_err(Error::internal)?;
-        fee_reserve += terms.rule.buffer_micros(remaining, terms.maker_fee_bps);
+        fee_reserve += terms.fee_reserve(true, remaining);
     }
     Ok(BalanceBody::new(
         first.try_get("available_micros")?,

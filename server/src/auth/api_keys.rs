@@ -25,8 +25,7 @@ use uuid::Uuid;
 
 use super::session::{random_token, token_hash};
 use crate::db::now_micros;
-use crate::domain::rfc3339;
-use crate::domain::KeyName;
+use crate::domain::{rfc3339, KeyName};
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, AuthMethod, AuthUser};
 use crate::http::idempotency::Unsaved;

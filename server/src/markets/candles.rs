@@ -20,8 +20,7 @@ use utoipa_axum::routes;
 
 use super::{existing, MarketPath};
 use crate::db::now_micros;
-use crate::domain::rfc3339;
-use crate::domain::{format_price, parse_time_micros};
+use crate::domain::{format_price, parse_time_micros, rfc3339};
 use crate::http::extractor::ApiQuery;
 use crate::http::openapi::{BadRequest, Internal, NotFound, RateLimited, Unprocessable};
 use crate::http::{AppState, Error};

@@ -20,8 +20,7 @@ use uuid::Uuid;
 
 use super::{existing, Market, MarketPath};
 use crate::db::{now_micros, Db};
-use crate::domain::format_price;
-use crate::domain::rfc3339;
+use crate::domain::{format_price, rfc3339};
 use crate::http::extractor::{ApiQuery, ClientIp};
 use crate::http::openapi::{
     BadRequest, Internal, NotFound, RateLimited, Unavailable, Unprocessable,

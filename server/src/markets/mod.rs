@@ -28,10 +28,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::db::{now_micros, Db};
-use crate::domain::rfc3339;
 use crate::domain::{
     format_price, format_rate, parse_lock_rule, parse_payout_units, parse_rate_bps,
-    parse_time_micros, wire_name,
+    parse_time_micros, rfc3339, wire_name,
 };
 use crate::http::error::ErrorBody;
 use crate::http::extractor::{ApiJson, ApiQuery, AuthUser};

@@ -32,11 +32,10 @@ pub(super) fn interpret(
     let mut rows = Builder::new(backend, previous_link, costs);
     let mut plan = feed.begin_batch();
     for entry in entries {
-        rows.command(entry)?;
-        let ts = i64::try_from(entry.command.ts_micros).unwrap_or(i64::MAX);
+        let (ts, seq) = rows.command(entry)?;
         let mut changes = Changes::default();
         for event in &entry.events {
-            rows.event(event, entry)?;
+            rows.event(event, entry, ts, seq)?;
             feed.event(event, entry, ts, &mut changes, &mut plan);
         }
         rows.command_end(entry)?;

@@ -184,8 +184,9 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// A command, before its events: its journal row and its part of the chain link.
-    pub(super) fn command(&mut self, entry: &Entry) -> Result<(), CommitError> {
+    /// A command, before its events: its journal row and its part of the chain link. Answers
+    /// its timestamp and seq as the rows store them, for its events.
+    pub(super) fn command(&mut self, entry: &Entry) -> Result<(i64, i64), CommitError> {
         let ts = int(entry.command.ts_micros)?;
         let seq = int(entry.seq)?;
         let command = serde_json::to_string(&entry.command)
@@ -210,7 +211,7 @@ impl<'a> Builder<'a> {
             Value::Text(result),
             Value::OptText(subject),
         ]);
-        Ok(())
+        Ok((ts, seq))
     }
 
     /// A command, after its events: the outcome kept for its idempotency key, if it has one.
@@ -229,10 +230,15 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    /// One event of `entry`: the rows it changes, and the position costs it moves.
-    pub(super) fn event(&mut self, event: &Event, entry: &Entry) -> Result<(), CommitError> {
-        let ts = int(entry.command.ts_micros)?;
-        let seq = int(entry.seq)?;
+    /// One event of `entry` (at `ts`, seq `seq`): the rows it changes, and the position costs
+    /// it moves.
+    pub(super) fn event(
+        &mut self,
+        event: &Event,
+        entry: &Entry,
+        ts: i64,
+        seq: i64,
+    ) -> Result<(), CommitError> {
         position_costs::apply(self.costs, event);
         match event {
             Event::UserCreated { user } => self.user_created(*user, entry, ts, seq)?,

@@ -21,8 +21,7 @@ use super::market_data::{MarketChanges, MarketData};
 use super::order_states::{FillSide, OrderStates};
 use super::{frame, Kind, Message, Topic};
 use crate::db::Db;
-use crate::domain::rfc3339;
-use crate::domain::{format_price, wire_name};
+use crate::domain::{format_price, rfc3339, wire_name};
 use crate::ids::trade_uuid;
 use crate::sequencer::{Entry, Subject};
 use crate::wire::{BalanceBody, FillBody, TradeBody};
@@ -131,7 +130,6 @@ impl Feed {
         Ok(feed)
     }
 
-    /// Numbers and renders the messages of `entries` (one committed batch).
     /// A new batch: the order states forget the previous batch's ended orders and fills.
     pub(crate) fn begin_batch(&mut self) -> Plan {
         self.orders.begin_batch();

@@ -20,8 +20,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::domain::rfc3339;
-use crate::domain::{format_average_price, format_cash, format_price, wire_name};
+use crate::domain::{format_average_price, format_cash, format_price, rfc3339, wire_name};
 use crate::ids::{order_uuid, trade_uuid};
 use crate::wire::{FillBody, LockTerms, OrderBody};
 
@@ -56,10 +55,20 @@ struct OrderState {
 impl OrderState {
     /// (locked, fee reserve) in micro-dollars, by the order's market's terms.
     fn locks(&self, terms: Option<&LockTerms>) -> (i64, i64) {
-        let buy = self.side == "BUY" && self.ended.is_none();
         terms.map_or((0, 0), |terms| {
-            terms.order_locks(buy, self.remaining_qty, self.price_units)
+            terms.order_locks(self.resting_buy(), self.remaining_qty, self.price_units)
         })
+    }
+
+    /// The fee reserve alone (kept summed per user on every event: no full lock computed).
+    fn fee_reserve(&self, terms: Option<&LockTerms>) -> i64 {
+        terms.map_or(0, |terms| {
+            terms.fee_reserve(self.resting_buy(), self.remaining_qty)
+        })
+    }
+
+    fn resting_buy(&self) -> bool {
+        self.side == "BUY" && self.ended.is_none()
     }
 
     fn body(&self, order: OrderId, terms: Option<&LockTerms>) -> OrderBody {
@@ -169,7 +178,7 @@ impl OrderStates {
         .await?;
         for row in rows {
             let (order, state) = state_from_row(&row)?;
-            let fee_reserve = state.locks(states.terms.get(&state.market_id)).1;
+            let fee_reserve = state.fee_reserve(states.terms.get(&state.market_id));
             *states.fee_reserves.entry(state.user).or_default() += fee_reserve;
             states.open.insert(order, state);
         }
@@ -188,9 +197,9 @@ impl OrderStates {
 
     /// The fee reserve `order` holds while open (0 once it is not).
     fn open_fee_reserve(&self, order: OrderId) -> i64 {
-        self.open
-            .get(&order)
-            .map_or(0, |state| state.locks(self.terms.get(&state.market_id)).1)
+        self.open.get(&order).map_or(0, |state| {
+            state.fee_reserve(self.terms.get(&state.market_id))
+        })
     }
 
     /// Moves `user`'s summed fee reserve by what `order`'s changed since `before`.

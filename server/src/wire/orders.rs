@@ -127,8 +127,16 @@ impl LockTerms {
             self.taker_fee_bps,
             self.rule,
         );
-        let reserve = self.rule.buffer_micros(remaining_qty, self.maker_fee_bps);
-        (locked, reserve)
+        (locked, self.fee_reserve(buy, remaining_qty))
+    }
+
+    /// The part of an order's lock that only rounds maker fees up: the rule's buffer for a BUY
+    /// still resting with `remaining_qty`, nothing for anything else.
+    pub fn fee_reserve(self, buy: bool, remaining_qty: u64) -> i64 {
+        if !buy {
+            return 0;
+        }
+        self.rule.buffer_micros(remaining_qty, self.maker_fee_bps)
     }
 }
 
