@@ -168,7 +168,7 @@ const ID_PAGE_LEN: usize = 4_096;
 const ID_WORD_BITS: usize = u64::BITS as usize;
 /// Words in a page's open-id bitmap.
 const ID_PAGE_WORDS: usize = ID_PAGE_LEN / ID_WORD_BITS;
-const _: () = assert!(ID_PAGE_LEN % ID_WORD_BITS == 0);
+const _: () = assert!(ID_PAGE_LEN.is_multiple_of(ID_WORD_BITS));
 
 /// Order id -> arena slot without hashing. Ids are handed out in order, so they fall into
 /// pages of consecutive ids; a page is allocated when its first order opens and freed when its

@@ -1538,7 +1538,7 @@ fn check_price(price: u16, tick: u16) -> Result<(), Reject> {
     if price == 0 || price >= 10_000 {
         return Err(Reject::PriceOutOfRange);
     }
-    if price % tick != 0 {
+    if !price.is_multiple_of(tick) {
         return Err(Reject::PriceOffTick);
     }
     Ok(())

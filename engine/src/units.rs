@@ -175,9 +175,9 @@ pub fn price_on_tick(price_units: u16, tick_units: u16) -> bool {
     // One arm per allowed tick: a remainder by a constant is a multiply, not a divide.
     let on_tick = match tick_units {
         1 => true,
-        10 => price_units % 10 == 0,
-        100 => price_units % 100 == 0,
-        tick => price_units % tick == 0,
+        10 => price_units.is_multiple_of(10),
+        100 => price_units.is_multiple_of(100),
+        tick => price_units.is_multiple_of(tick),
     };
     (PRICE_UNITS_MIN..=PRICE_UNITS_MAX).contains(&price_units) && on_tick
 }

@@ -171,12 +171,12 @@ impl Checker {
         if self.corrupt_after == Some(self.applied) {
             engine.corrupt_available_for_test(UserId(0), 1);
         }
-        if full || self.applied % self.config.full_every == 0 {
+        if full || self.applied.is_multiple_of(self.config.full_every) {
             self.full_check(engine)?;
             self.full_checks += 1;
         }
         let restore_every = self.config.restore_every;
-        if restore_every > 0 && self.applied % restore_every == 0 {
+        if restore_every > 0 && self.applied.is_multiple_of(restore_every) {
             self.restored_snapshot = Some(restore_cycle(engine)?);
             self.restores += 1;
         }
