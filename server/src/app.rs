@@ -1,6 +1,6 @@
 //! Starting and stopping the whole server, in order.
 //!
-//! Start: connect, migrate, recover the engine (refusing to start on any mismatch), start the
+//! Start: take the database's writer lock (a primary), connect, migrate, recover the engine (refusing to start on any mismatch), start the
 //! sequencer, create the configured admin and any engine accounts left pending, then bind and
 //! serve. Stop: stop accepting connections and finish in-flight requests (bounded by the grace
 //! period), then drain the sequencer's queue and commit it, store a final snapshot, close the
@@ -21,8 +21,12 @@ use crate::metrics::Metrics;
 use crate::sequencer::{self, RecoveryError, RecoveryReport, SequencerHandle, SequencerTask};
 use crate::stream::hub::Hub;
 use crate::stream::redis::RedisSink;
+use crate::writer_lock::{LockError, WriterLock};
 use crate::{stream, users};
 
+/// How long a starting primary waits for the writer lock: a killed predecessor's PostgreSQL
+/// session ends a moment after the process does.
+const WRITER_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long the stream tasks get at shutdown to publish what the sequencer committed last.
 const STREAMS_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// How often expired idempotency keys are purged (the first time at start).
@@ -34,6 +38,8 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
     #[error("a read-only gateway streams from Redis: set REDIS_URL")]
     GatewayWithoutRedis,
+    #[error(transparent)]
+    Locked(#[from] LockError),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot recover the engine: {0}")]
@@ -57,6 +63,8 @@ pub struct Server {
     streams: Vec<JoinHandle<()>>,
     /// Periodic chores (purging expired idempotency keys, polling revocations), stopped first.
     chores: Vec<JoinHandle<()>>,
+    /// A primary's hold on the journal, let go last; `None` on a gateway.
+    writer_lock: Option<WriterLock>,
 }
 
 /// The engine side of a primary, or nothing on a gateway (which relays streams from Redis).
@@ -91,6 +99,23 @@ async fn engine_side(
 }
 
 pub async fn start(config: Config) -> Result<Server, StartError> {
+    match config.streams.role {
+        // Two primaries on one journal would each sequence their own history: the second
+        // waits, then refuses to start.
+        Role::Primary => {
+            let lock = WriterLock::acquire(&config.storage, WRITER_LOCK_PATIENCE).await?;
+            serve(config, Some(lock)).await
+        }
+        Role::Gateway => serve(config, None).await,
+    }
+}
+
+/// `start` for a primary whose writer lock the caller took already (`server admin`).
+pub async fn start_holding(config: Config, lock: WriterLock) -> Result<Server, StartError> {
+    serve(config, Some(lock)).await
+}
+
+async fn serve(config: Config, writer_lock: Option<WriterLock>) -> Result<Server, StartError> {
     let db = Db::connect(&config.storage, config.db_max_connections).await?;
     db.migrate().await?;
     let metrics = Arc::new(Metrics::default());
@@ -149,6 +174,7 @@ pub async fn start(config: Config) -> Result<Server, StartError> {
         sequencer,
         streams,
         chores,
+        writer_lock,
     })
 }
 
@@ -258,6 +284,9 @@ impl Server {
         }
         stop_engine_side(self.sequencer, self.streams).await;
         self.state.db.pool.close().await;
+        if let Some(lock) = self.writer_lock {
+            lock.release().await;
+        }
         tracing::info!("shut down");
     }
 
@@ -274,5 +303,7 @@ impl Server {
             join.abort();
         }
         self.state.db.pool.close().await;
+        // Dropped, as the kernel would at a crash.
+        drop(self.writer_lock);
     }
 }

@@ -27,4 +27,5 @@ pub mod trade_history;
 pub mod transfers;
 pub mod users;
 pub mod wire;
+pub mod writer_lock;
 pub mod ws;
