@@ -6,6 +6,7 @@
 //! `markets`, `orders`, `portfolio`, `transfers` and `ws` are the API's domains.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod config;

@@ -152,6 +152,7 @@ impl From<SequencerError> for Error {
             SequencerError::ReadOnly => Error::ReadOnly,
             SequencerError::Rejected(reject) => Error::Rejected(reject),
             SequencerError::Invalid(what) => Error::Internal(what.to_owned()),
+            SequencerError::Snapshot(why) => Error::Internal(why),
         }
     }
 }

@@ -83,6 +83,7 @@ fn v1_routes() -> OpenApiRouter<AppState> {
         .merge(crate::orders::router())
         .merge(crate::portfolio::router())
         .merge(crate::ws::router())
+        .merge(crate::admin::router())
 }
 
 /// The whole API: `v1` (as given, layered or not) under `/v1`, the ops endpoints at the root.

@@ -19,9 +19,9 @@
 //! events (GTD expiries, market close times) and, every `tick_interval`, sends a journaled `Tick`
 //! when one is due, so quiet books expire on time without journaling an idle tick every second.
 //!
-//! Reads that need the engine itself (queue positions) are queued like commands but answered
-//! before the batch they arrive in is applied, so they see exactly the last committed state,
-//! never a command that is not yet durable. They are not journaled.
+//! Reads that need the engine itself (queue positions, and an operator's snapshot) are queued
+//! like commands but answered before the batch they arrive in is applied, so they see exactly
+//! the last committed state, never a command that is not yet durable. They are not journaled.
 //!
 //! Must never: acknowledge before commit, apply a command it does not journal, or let a
 //! projection write fail on user input (every uniqueness the projections enforce is checked
@@ -55,7 +55,7 @@ use crate::stream::publisher::Publisher;
 use crate::wire::{FillBody, OrderBody};
 use deadlines::Deadlines;
 
-pub use recovery::{RecoveryError, RecoveryReport};
+pub use recovery::{verify, RecoveryError, RecoveryReport, Verification};
 
 /// What the server attaches to a command: the ids and text the engine does not keep.
 /// Journaled with the command, so the UUID-to-engine-id mapping replays with it.
@@ -114,6 +114,9 @@ pub enum SequencerError {
     Invalid(&'static str),
     #[error("this instance is a read-only gateway")]
     ReadOnly,
+    /// Writing a snapshot failed; the state and the journal are untouched.
+    #[error("cannot store the snapshot: {0}")]
+    Snapshot(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,12 +153,24 @@ enum Request {
         orders: Vec<OrderId>,
         reply: Answer<Vec<Option<u64>>>,
     },
+    /// Store a snapshot of the committed state now.
+    Snapshot { reply: Answer<SnapshotTaken> },
 }
 
 impl Request {
     fn is_read(&self) -> bool {
-        matches!(self, Request::QueuePositions { .. })
+        matches!(
+            self,
+            Request::QueuePositions { .. } | Request::Snapshot { .. }
+        )
     }
+}
+
+/// A snapshot of the committed state, stored (or already there for this seq).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotTaken {
+    pub seq: u64,
+    pub state_hash: String,
 }
 
 /// Every server user's engine user, shared with the handlers so a known user costs no trip
@@ -228,6 +243,11 @@ impl SequencerHandle {
     /// The committed books and tickers (empty on a read-only gateway, which has no engine).
     pub fn market_data(&self) -> &SharedMarketData {
         &self.market_data
+    }
+
+    /// Stores a snapshot of the committed state now (unless one is already stored for it).
+    pub async fn snapshot(&self) -> Result<SnapshotTaken, SequencerError> {
+        self.request(|reply| Request::Snapshot { reply }).await
     }
 
     /// Shares ahead of each order at its level, as committed (`None` where it does not rest).
@@ -583,7 +603,7 @@ impl Sequencer {
         // Reads first: the engine holds exactly the committed state until the loop below.
         let (reads, writes): (Vec<_>, Vec<_>) = batch.drain(..).partition(Request::is_read);
         for read in reads {
-            self.answer_read(read);
+            self.answer_read(read).await;
         }
         for request in writes {
             match request {
@@ -605,7 +625,7 @@ impl Sequencer {
                     let answer = self.ensure_user(user_id, &mut entries);
                     waiting.push(Waiting::User { answer, reply });
                 }
-                read => self.answer_read(read),
+                read => self.answer_read(read).await,
             }
         }
         if entries.is_empty() {
@@ -657,7 +677,7 @@ impl Sequencer {
     }
 
     /// Answers a read from the engine as it stands (between batches: the committed state).
-    fn answer_read(&self, request: Request) {
+    async fn answer_read(&mut self, request: Request) {
         // A submitter that went away no longer wants the answer.
         match request {
             Request::QueuePositions { orders, reply } => {
@@ -667,8 +687,26 @@ impl Sequencer {
                     .collect();
                 let _ = reply.send(Ok(positions));
             }
+            Request::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot_now().await);
+            }
             Request::Command { .. } | Request::EnsureUser { .. } => {}
         }
+    }
+
+    /// Stores a snapshot of the committed state, unless the last one already is of it.
+    async fn snapshot_now(&mut self) -> Result<SnapshotTaken, SequencerError> {
+        if self.seq > self.seq_at_snapshot {
+            projection::store_snapshot(&self.db, &self.engine, self.seq)
+                .await
+                .map_err(|error| SequencerError::Snapshot(error.to_string()))?;
+            self.seq_at_snapshot = self.seq;
+            tracing::info!(seq = self.seq, "snapshot stored on request");
+        }
+        Ok(SnapshotTaken {
+            seq: self.seq,
+            state_hash: projection::hash_hex(self.engine.state_hash()),
+        })
     }
 
     /// Sends every committed answer (a submitter may have gone: the command stands regardless).
@@ -859,6 +897,9 @@ impl Request {
                 let _ = reply.send(Err(SequencerError::Stopped));
             }
             Request::QueuePositions { reply, .. } => {
+                let _ = reply.send(Err(SequencerError::Stopped));
+            }
+            Request::Snapshot { reply } => {
                 let _ = reply.send(Err(SequencerError::Stopped));
             }
         }

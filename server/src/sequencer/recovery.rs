@@ -72,8 +72,24 @@ fn unsigned(value: i64, what: &str) -> Result<u64, RecoveryError> {
     u64::try_from(value).map_err(|_| mismatch(format!("negative {what}: {value}")))
 }
 
+/// Where a replay starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReplayFrom {
+    /// The newest snapshot that can be used (a start).
+    LatestSnapshot,
+    /// An empty engine: the whole journal (a verification).
+    Empty,
+}
+
 pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
-    let (mut engine, snapshot_seq, snapshots_skipped) = load_snapshot(db).await?;
+    recover_from(db, ReplayFrom::LatestSnapshot).await
+}
+
+async fn recover_from(db: &Db, from: ReplayFrom) -> Result<Recovered, RecoveryError> {
+    let (mut engine, snapshot_seq, snapshots_skipped) = match from {
+        ReplayFrom::LatestSnapshot => load_snapshot(db).await?,
+        ReplayFrom::Empty => (Engine::default(), None, Vec::new()),
+    };
     let start = snapshot_seq.unwrap_or(0);
     let mut batches = Batches::after(db, start).await?;
     let seq = replay(db, &mut engine, start, &mut batches).await?;
@@ -111,6 +127,96 @@ pub(super) async fn recover(db: &Db) -> Result<Recovered, RecoveryError> {
         users,
         report,
     })
+}
+
+/// What `verify` found: both replays agree with each other and with every projection.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    /// The whole journal replayed from an empty engine.
+    pub from_empty: RecoveryReport,
+    /// From the newest usable snapshot (the same as `from_empty` when there is none).
+    pub from_snapshot: RecoveryReport,
+    pub users: u32,
+    pub markets: u32,
+    pub open_orders: usize,
+}
+
+/// Replays the journal from empty and from the newest snapshot, each checked as a start is
+/// (every result, chain link, invariant, balance, position and market's terms), then compares
+/// the two states and checks every open order's projected row. Reads only; the caller makes
+/// sure nothing writes meanwhile (the writer lock, or a copy).
+pub async fn verify(db: &Db) -> Result<Verification, RecoveryError> {
+    let whole = recover_from(db, ReplayFrom::Empty).await?;
+    let latest = recover_from(db, ReplayFrom::LatestSnapshot).await?;
+    if (whole.seq, &whole.report.state_hash) != (latest.seq, &latest.report.state_hash) {
+        return Err(mismatch(format!(
+            "the journal replayed from empty reaches seq {} with state hash {}, from snapshot              {:?} seq {} with {}",
+            whole.seq,
+            whole.report.state_hash,
+            latest.report.snapshot_seq,
+            latest.seq,
+            latest.report.state_hash
+        )));
+    }
+    let open_orders = verify_open_orders(db, &whole.engine).await?;
+    Ok(Verification {
+        users: whole.engine.user_count(),
+        markets: whole.engine.market_count(),
+        open_orders,
+        from_empty: whole.report,
+        from_snapshot: latest.report,
+    })
+}
+
+/// Every order the engine holds open must be projected open with its price and quantities,
+/// and no other order may be projected open. Answers how many there are.
+async fn verify_open_orders(db: &Db, engine: &Engine) -> Result<usize, RecoveryError> {
+    let rows = sqlx::query(
+        "SELECT engine_order_id, engine_user_id, engine_market_id, price_units, qty, filled_qty,          remaining_qty FROM orders WHERE status IN ('OPEN', 'PARTIALLY_FILLED')          ORDER BY engine_order_id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    let mut projected = Vec::with_capacity(rows.len());
+    for row in rows {
+        let values: [i64; 7] = [
+            row.try_get("engine_order_id")?,
+            row.try_get("engine_user_id")?,
+            row.try_get("engine_market_id")?,
+            row.try_get("price_units")?,
+            row.try_get("qty")?,
+            row.try_get("filled_qty")?,
+            row.try_get("remaining_qty")?,
+        ];
+        projected.push(values);
+    }
+    let mut expected = Vec::with_capacity(engine.open_order_count());
+    for user in 0..engine.user_count() {
+        for order in engine.open_orders(UserId(user)) {
+            let number = |value: u64| i64::try_from(value).map_err(|_| mismatch("order overflow"));
+            expected.push([
+                number(order.order.0)?,
+                user.into(),
+                order.market.0.into(),
+                order.price_units.into(),
+                number(order.qty)?,
+                number(order.filled_qty)?,
+                number(order.remaining_qty)?,
+            ]);
+        }
+    }
+    expected.sort_unstable();
+    if projected != expected {
+        let first = projected
+            .iter()
+            .zip(&expected)
+            .find(|(left, right)| left != right);
+        return Err(mismatch(format!(
+            "{} orders are projected open, the engine holds {}; first difference (order, user,              market, price, qty, filled, remaining): {first:?}",
+            projected.len(),
+            expected.len()
+        )));
+    }
+    Ok(expected.len())
 }
 
 /// The engine of the newest snapshot that can be used, its seq, and why each newer one could

@@ -556,6 +556,14 @@ async fn settle(app: &TestApp, spec: &mut Spec, admin: &str, market: &str, alice
         Some(1),
         "{settled}"
     );
+    let refused = app.post("/v1/admin/snapshot", Some(alice), json!({})).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let snapshot = app.post("/v1/admin/snapshot", Some(admin), json!({})).await;
+    let snapshot = spec
+        .check(Method::POST, "/v1/admin/snapshot", snapshot)
+        .await;
+    assert!(snapshot["seq"].as_u64() > Some(0), "{snapshot}");
+    assert_eq!(snapshot["stateHash"].as_str().map(str::len), Some(32));
 }
 
 /// Error answers match the error shape too, `details` included.
