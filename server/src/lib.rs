@@ -19,6 +19,7 @@ pub mod ids;
 pub mod limits;
 pub mod markets;
 pub mod metrics;
+pub mod operator;
 pub mod orders;
 pub mod portfolio;
 pub mod sequencer;

@@ -1,8 +1,8 @@
 //! `server` binary: load `.env`, read and validate the configuration, start (with `--demo`, also
 //! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM — or exit 1 when the
 //! sequencer fails, for a supervisor to restart it. `--openapi` prints the API's
-//! OpenAPI document and exits, touching no configuration or database. Everything else lives in
-//! the library.
+//! OpenAPI document and exits, touching no configuration or database; `admin ...` runs an
+//! operator command (`server admin --help`). Everything else lives in the library.
 
 use std::process::ExitCode;
 
@@ -10,6 +10,11 @@ use server::config::Config;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("admin") {
+        let _ = dotenvy::dotenv();
+        return server::operator::main(args.collect()).await;
+    }
     if std::env::args().any(|arg| arg == "--openapi") {
         println!("{}", server::http::openapi::pretty_json());
         return ExitCode::SUCCESS;

@@ -163,15 +163,15 @@ impl Drop for ServerProcess {
 
 /// JSON over HTTP to the current process.
 #[derive(Clone)]
-struct Api {
-    client: Client,
-    base: String,
+pub(crate) struct Api {
+    pub(crate) client: Client,
+    pub(crate) base: String,
 }
 
 impl Api {
     /// The status and JSON body, or `None` when the request failed (the process is gone). An
     /// empty `token` sends none.
-    async fn try_send(
+    pub(crate) async fn try_send(
         &self,
         method: Method,
         path: &str,
@@ -191,7 +191,7 @@ impl Api {
     }
 
     /// Like `try_send`, for a process that must answer, with the status it must answer.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &str,
@@ -207,24 +207,30 @@ impl Api {
         body
     }
 
-    async fn post(&self, path: &str, token: &str, body: Value, expected: StatusCode) -> Value {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: &str,
+        body: Value,
+        expected: StatusCode,
+    ) -> Value {
         self.send(Method::POST, path, token, Some(body), expected)
             .await
     }
 
-    async fn get(&self, path: &str, token: &str) -> Value {
+    pub(crate) async fn get(&self, path: &str, token: &str) -> Value {
         self.send(Method::GET, path, token, None, StatusCode::OK)
             .await
     }
 
-    async fn login(&self, email: &str, password: &str) -> String {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> String {
         let body = json!({ "email": email, "password": password });
         let answer = self.post("/v1/auth/login", "", body, StatusCode::OK).await;
         answer["accessToken"].as_str().expect("a token").to_owned()
     }
 
     /// Registers a funded trader; returns its access token.
-    async fn trader(&self, admin: &str, email: &str) -> String {
+    pub(crate) async fn trader(&self, admin: &str, email: &str) -> String {
         let body = json!({ "email": email, "password": PASSWORD, "fullName": "Crash Tester" });
         let registered = self
             .post("/v1/auth/register", "", body, StatusCode::CREATED)
@@ -235,7 +241,7 @@ impl Api {
         self.login(email, PASSWORD).await
     }
 
-    async fn market(&self, admin: &str, slug: &str) -> String {
+    pub(crate) async fn market(&self, admin: &str, slug: &str) -> String {
         let body = json!({
             "slug": slug,
             "question": format!("Will {slug} happen?"),
@@ -253,7 +259,7 @@ impl Api {
     }
 
     /// A limit order; returns its body.
-    async fn limit(&self, token: &str, order: Value) -> Value {
+    pub(crate) async fn limit(&self, token: &str, order: Value) -> Value {
         let answer = self
             .post("/v1/orders", token, order, StatusCode::CREATED)
             .await;
@@ -261,7 +267,7 @@ impl Api {
     }
 }
 
-fn limit_order(market: &str, outcome: &str, price: &str, qty: u64, tif: &str) -> Value {
+pub(crate) fn limit_order(market: &str, outcome: &str, price: &str, qty: u64, tif: &str) -> Value {
     json!({
         "marketId": market, "side": "BUY", "outcome": outcome, "type": "LIMIT",
         "price": price, "qty": qty, "timeInForce": tif,

@@ -18,6 +18,7 @@ mod locks;
 mod market_data;
 mod markets;
 mod openapi;
+mod operator;
 mod ops;
 mod orders;
 mod portfolio;
