@@ -306,6 +306,50 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Free shares change hands; cash and escrow stay where they are. Not on a resolved market,
+    /// whose shares are already paid out.
+    pub(crate) fn transfer_shares(
+        &mut self,
+        from: UserId,
+        to: UserId,
+        market: MarketId,
+        outcome: Outcome,
+        qty: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        self.check_user(from)?;
+        self.check_user(to)?;
+        if from == to {
+            return Err(Reject::SameUser);
+        }
+        if self.market_state(market)? == MarketState::Resolved {
+            return Err(Reject::MarketNotOpen);
+        }
+        if !(1..=ORDER_QTY_LIMIT).contains(&qty) {
+            return Err(Reject::QtyOutOfRange);
+        }
+        let position = self.ledger.position(market, from);
+        let free = match outcome {
+            Outcome::Yes => position.yes_free,
+            Outcome::No => position.no_free,
+        };
+        if free < qty {
+            return Err(Reject::InsufficientShares);
+        }
+        self.ledger.remove_free(market, from, outcome, qty);
+        self.ledger.add_free(market, to, outcome, qty);
+        out.push(Event::SharesTransferred {
+            from,
+            to,
+            market,
+            outcome,
+            qty,
+        });
+        Ok(())
+    }
+}
+
 fn market_params_valid(params: &MarketParams, now_micros: u64) -> bool {
     let qty_valid = 1 <= params.qty_min
         && params.qty_min <= params.qty_max

@@ -64,6 +64,15 @@ pub enum Op {
         market: MarketId,
         qty: u64,
     },
+    /// Moves `qty` free shares of one outcome from one user to another (an operator's import
+    /// of positions from another exchange; no trader can send it).
+    TransferShares {
+        from: UserId,
+        to: UserId,
+        market: MarketId,
+        outcome: Outcome,
+        qty: u64,
+    },
     Place(PlaceOrder),
     Cancel {
         user: UserId,

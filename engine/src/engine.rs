@@ -178,6 +178,13 @@ impl Engine {
             } => self.withdraw(*user, *amount_micros, out),
             Op::Split { user, market, qty } => self.split(*user, *market, *qty, out),
             Op::Merge { user, market, qty } => self.merge(*user, *market, *qty, out),
+            Op::TransferShares {
+                from,
+                to,
+                market,
+                outcome,
+                qty,
+            } => self.transfer_shares(*from, *to, *market, *outcome, *qty, out),
             Op::Place(request) => self.place(request, out),
             Op::Cancel { user, order } => self.cancel(*user, *order, out),
             Op::CancelAll { user, market } => self.cancel_all(*user, *market, out),

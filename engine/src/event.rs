@@ -26,7 +26,7 @@ use crate::ledger::Position;
 use crate::reject::Reject;
 use crate::types::{
     BookSide, CancelReason, ClientOrderId, FillKind, MarketId, MarketState, OrderEnd, OrderId,
-    Resolution, Side, TradeId, UserId,
+    Outcome, Resolution, Side, TradeId, UserId,
 };
 
 // Events own no heap memory, so clearing a buffer of them is free: dropping them used to cost
@@ -75,6 +75,13 @@ pub enum Event {
     SharesMerged {
         user: UserId,
         market: MarketId,
+        qty: u64,
+    },
+    SharesTransferred {
+        from: UserId,
+        to: UserId,
+        market: MarketId,
+        outcome: Outcome,
         qty: u64,
     },
     /// The order as accepted: `qty` is its share quantity (for a cash-sized MARKET BUY, the

@@ -256,6 +256,13 @@ impl Reference {
             } => self.withdraw(*user, *amount_micros, out),
             Op::Split { user, market, qty } => self.split(*user, *market, *qty, out),
             Op::Merge { user, market, qty } => self.merge(*user, *market, *qty, out),
+            Op::TransferShares {
+                from,
+                to,
+                market,
+                outcome,
+                qty,
+            } => self.transfer_shares(*from, *to, *market, *outcome, *qty, out),
             Op::Place(request) => self.place(request, out),
             Op::Cancel { user, order } => {
                 self.owned(*user, *order)?;
@@ -727,6 +734,46 @@ impl Reference {
         self.markets[market.0 as usize].escrow -= amount;
         self.users[user.0 as usize].cash += amount;
         out.push(Event::SharesMerged { user, market, qty });
+        Ok(())
+    }
+
+    fn transfer_shares(
+        &mut self,
+        from: UserId,
+        to: UserId,
+        market: MarketId,
+        outcome: Outcome,
+        qty: u64,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Reject> {
+        self.user(from)?;
+        self.user(to)?;
+        if from == to {
+            return Err(Reject::SameUser);
+        }
+        if self.market(market)?.state == MarketState::Resolved {
+            return Err(Reject::MarketNotOpen);
+        }
+        if !(1..=ORDER_QTY_LIMIT).contains(&qty) {
+            return Err(Reject::QtyOutOfRange);
+        }
+        let position = self.position(market, from);
+        let free = match outcome {
+            Outcome::Yes => position.yes_free,
+            Outcome::No => position.no_free,
+        };
+        if free < qty {
+            return Err(Reject::InsufficientShares);
+        }
+        *self.shares_mut(market, from, outcome) -= qty as i128;
+        *self.shares_mut(market, to, outcome) += qty as i128;
+        out.push(Event::SharesTransferred {
+            from,
+            to,
+            market,
+            outcome,
+            qty,
+        });
         Ok(())
     }
 

@@ -44,6 +44,8 @@ pub enum Reject {
     TooManyMarkets,
     /// The exchange-wide cash cap would be exceeded.
     CashCapExceeded,
+    /// A transfer from a user to the same user.
+    SameUser,
 }
 
 impl Reject {
@@ -78,6 +80,7 @@ impl Reject {
             Reject::TooManyUsers => "TOO_MANY_USERS",
             Reject::TooManyMarkets => "TOO_MANY_MARKETS",
             Reject::CashCapExceeded => "CASH_CAP_EXCEEDED",
+            Reject::SameUser => "SAME_USER",
         }
     }
 }
@@ -100,6 +103,7 @@ mod tests {
             Reject::PriceOffTick,
             Reject::FokNotFilled,
             Reject::CashCapExceeded,
+            Reject::SameUser,
         ] {
             let json = serde_json::to_string(&reject).unwrap();
             assert_eq!(json, format!("\"{}\"", reject.code()));

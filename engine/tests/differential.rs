@@ -407,6 +407,21 @@ fn op(mix: Mix) -> BoxedStrategy<Op> {
         (user(), market(), 1u64..8).prop_map(|(user, market, qty)| Op::Split { user, market, qty });
     let merge =
         (user(), market(), 1u64..8).prop_map(|(user, market, qty)| Op::Merge { user, market, qty });
+    // An operator's import moving shares (the same user twice is a reject to agree on).
+    let transfer = (
+        user(),
+        user(),
+        market(),
+        prop_oneof![Just(Outcome::Yes), Just(Outcome::No)],
+        1u64..8,
+    )
+        .prop_map(|(from, to, market, outcome, qty)| Op::TransferShares {
+            from,
+            to,
+            market,
+            outcome,
+            qty,
+        });
     let deposit = (user(), 1i64..50_000_000).prop_map(|(user, amount_micros)| Op::Deposit {
         user,
         amount_micros,
@@ -470,6 +485,7 @@ fn op(mix: Mix) -> BoxedStrategy<Op> {
             2 => split,
             2 => merge,
             1 => withdraw,
+            1 => transfer,
             3 => admin,
             2 => Just(Op::Tick),
         ]
@@ -483,6 +499,7 @@ fn op(mix: Mix) -> BoxedStrategy<Op> {
             2 => split,
             2 => merge,
             2 => withdraw,
+            1 => transfer,
             1 => admin,
         ]
         .boxed(),

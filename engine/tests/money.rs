@@ -453,3 +453,96 @@ fn merging_stays_possible_until_resolution_but_not_after() {
     // The last pair was paid out at resolution instead: $1 for the NO, nothing for the YES.
     assert_eq!(h.available(a), 10 * DOLLAR);
 }
+
+#[test]
+fn a_share_transfer_moves_free_shares_and_nothing_else() {
+    let mut h = Harness::default();
+    let giver = h.user(10);
+    let taker = h.user(0);
+    let m = h.market(0, 0);
+    h.split(giver, m, 5);
+    // Two of the YES shares back an order: they are not free to give.
+    h.limit(giver, m, Side::Sell, Outcome::Yes, 6_000, 2)
+        .unwrap();
+    let transfer = |qty| Op::TransferShares {
+        from: giver,
+        to: taker,
+        market: m,
+        outcome: Outcome::Yes,
+        qty,
+    };
+    assert_eq!(h.apply(transfer(4)), Err(Reject::InsufficientShares));
+    h.apply(transfer(3)).unwrap();
+    assert_eq!(
+        h.events,
+        vec![
+            Event::SharesTransferred {
+                from: giver,
+                to: taker,
+                market: m,
+                outcome: Outcome::Yes,
+                qty: 3
+            },
+            position(giver, m, (0, 2), (5, 0)),
+            position(taker, m, (3, 0), (0, 0)),
+        ]
+    );
+    // Cash and escrow stay where they were.
+    assert_eq!((h.available(giver), h.locked(giver)), (5 * DOLLAR, 0));
+    assert_eq!((h.available(taker), h.locked(taker)), (0, 0));
+    assert_eq!(h.engine.escrow_micros(m), Some(5 * DOLLAR));
+    // The receiver holds them like any shares: it can sell them.
+    h.limit(taker, m, Side::Sell, Outcome::Yes, 6_000, 3)
+        .unwrap();
+}
+
+#[test]
+fn bad_share_transfers_are_rejected_and_change_nothing() {
+    let mut h = Harness::default();
+    let a = h.user(10);
+    let b = h.user(0);
+    let m = h.market(0, 0);
+    h.split(a, m, 2);
+    let transfer = |from, to, market, qty| Op::TransferShares {
+        from,
+        to,
+        market,
+        outcome: Outcome::No,
+        qty,
+    };
+    assert_eq!(
+        h.apply(transfer(UserId(9), b, m, 1)),
+        Err(Reject::UnknownUser)
+    );
+    assert_eq!(
+        h.apply(transfer(a, UserId(9), m, 1)),
+        Err(Reject::UnknownUser)
+    );
+    assert_eq!(h.apply(transfer(a, a, m, 1)), Err(Reject::SameUser));
+    assert_eq!(
+        h.apply(transfer(a, b, MarketId(7), 1)),
+        Err(Reject::UnknownMarket)
+    );
+    assert_eq!(h.apply(transfer(a, b, m, 0)), Err(Reject::QtyOutOfRange));
+    assert_eq!(
+        h.apply(transfer(a, b, m, ORDER_QTY_LIMIT + 1)),
+        Err(Reject::QtyOutOfRange)
+    );
+    assert_eq!(
+        h.apply(transfer(b, a, m, 1)),
+        Err(Reject::InsufficientShares)
+    );
+    // Halted and closed markets still record who holds what; a resolved one has paid out.
+    h.apply(Op::HaltMarket { market: m }).unwrap();
+    h.apply(transfer(a, b, m, 1)).unwrap();
+    h.apply(Op::CloseMarket { market: m }).unwrap();
+    h.apply(transfer(a, b, m, 1)).unwrap();
+    h.apply(Op::ResolveMarket {
+        market: m,
+        resolution: Resolution::No,
+    })
+    .unwrap();
+    assert_eq!(h.apply(transfer(b, a, m, 1)), Err(Reject::MarketNotOpen));
+    // b was paid for the two NO shares it was given, a for its two YES (worth nothing).
+    assert_eq!((h.available(a), h.available(b)), (8 * DOLLAR, 2 * DOLLAR));
+}

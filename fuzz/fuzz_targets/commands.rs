@@ -134,10 +134,17 @@ impl Bytes<'_> {
                     },
                 ]),
             },
-            _ => match self.byte() % 4 {
+            _ => match self.byte() % 5 {
                 0 => Op::Tick,
                 1 => Op::HaltMarket { market },
                 2 => Op::ResumeMarket { market },
+                3 => Op::TransferShares {
+                    from: user,
+                    to: UserId(self.byte() as u32 % 4),
+                    market,
+                    outcome: self.pick(&[Outcome::Yes, Outcome::No]),
+                    qty: self.u64() % 16,
+                },
                 _ => Op::CloseMarket { market },
             },
         }
