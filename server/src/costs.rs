@@ -84,6 +84,24 @@ impl Costs {
         self.realized_micros += qty * MICROS_PER_SHARE - removed;
     }
 
+    /// `qty` shares of `outcome` handed to `to`: they leave at their average cost and arrive
+    /// at `price_micros` if one is given (the giver realizes the difference), else at that
+    /// same cost.
+    pub fn transfer(
+        &mut self,
+        to: &mut Costs,
+        outcome: Outcome,
+        qty: i64,
+        price_micros: Option<i64>,
+    ) {
+        let removed = self.holding(outcome).remove(qty);
+        let paid = price_micros.unwrap_or(removed);
+        self.realized_micros += paid - removed;
+        let holding = to.holding(outcome);
+        holding.shares += qty;
+        holding.cost_micros += paid;
+    }
+
     /// Resolution paid `payout_micros` for every share: the whole cost is realized.
     pub fn settle(&mut self, payout_micros: i64) {
         self.realized_micros += payout_micros - self.yes.cost_micros - self.no.cost_micros;

@@ -150,7 +150,11 @@ impl Limits {
     }
 
     fn prune(&self) {
-        if self.checks.fetch_add(1, Ordering::Relaxed).is_multiple_of(PRUNE_EVERY_CHECKS) {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY_CHECKS)
+        {
             self.auth.retain_recent();
             self.orders.retain_recent();
             self.faucet.retain_recent();

@@ -73,6 +73,15 @@ pub enum Subject {
     },
     /// A `Deposit` the caller took from the dev faucet (the transfer is labelled FAUCET).
     Faucet,
+    /// A command of `server admin import`: the import record it applies (kept with the commit,
+    /// so the import run again skips it) and, for a share transfer, what the receiver pays
+    /// for the shares in its cost basis (default: the giver's average cost).
+    #[serde(rename_all = "camelCase")]
+    Import {
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cost_micros: Option<i64>,
+    },
 }
 
 /// An order as its command's batch left it: its state at the end of the batch (with its queue
@@ -189,8 +198,9 @@ pub struct SequencerHandle {
 
 impl SequencerHandle {
     /// Applies `op` and answers once it is committed. `CreateUser` goes through `ensure_user`;
-    /// `CreateMarket` needs a `Subject::Market`, a `Deposit` may carry `Subject::Faucet`, and
-    /// nothing else takes a subject.
+    /// `CreateMarket` needs a `Subject::Market`, a `Deposit` may carry `Subject::Faucet`, a
+    /// `TransferShares` needs a `Subject::Import` (which transfers, deposits, withdrawals, splits
+    /// and merges may carry), and nothing else takes a subject.
     pub async fn submit(
         &self,
         op: Op,
@@ -205,7 +215,18 @@ impl SequencerHandle {
                 ))
             }
             (Op::Deposit { .. }, Some(Subject::Faucet)) => {}
-            (_, Some(_)) => return Err(SequencerError::Invalid("only CreateMarket has a subject")),
+            (
+                Op::TransferShares { .. }
+                | Op::Deposit { .. }
+                | Op::Withdraw { .. }
+                | Op::Split { .. }
+                | Op::Merge { .. },
+                Some(Subject::Import { .. }),
+            ) => {}
+            (Op::TransferShares { .. }, _) => {
+                return Err(SequencerError::Invalid("only an import transfers shares"))
+            }
+            (_, Some(_)) => return Err(SequencerError::Invalid("this command takes no subject")),
             (_, None) => {}
         }
         // A retry of a keyed request that already committed answers from that commit.

@@ -22,9 +22,27 @@ pub(crate) type PositionCosts = HashMap<(MarketId, UserId), Costs>;
 /// Trade ids read per query while computing costs from history.
 const BACKFILL_TRADES_PER_QUERY: usize = 10_000;
 
-/// Applies one committed event.
-pub(crate) fn apply(costs: &mut PositionCosts, event: &Event) {
+/// Applies one committed event; `transfer_price_micros` is what a share transfer's receiver
+/// pays in its cost basis, when its command said.
+pub(crate) fn apply(costs: &mut PositionCosts, event: &Event, transfer_price_micros: Option<i64>) {
     match *event {
+        Event::SharesTransferred {
+            from,
+            to,
+            market,
+            outcome,
+            qty,
+        } => {
+            let qty = i64::try_from(qty).unwrap_or(i64::MAX);
+            let mut receiver = costs.remove(&(market, to)).unwrap_or_default();
+            costs.entry((market, from)).or_default().transfer(
+                &mut receiver,
+                outcome,
+                qty,
+                transfer_price_micros,
+            );
+            costs.insert((market, to), receiver);
+        }
         Event::Trade {
             market,
             maker_user,

@@ -155,6 +155,8 @@ pub(super) struct Builder<'a> {
     conversions: Vec<Vec<Value>>,
     /// Idempotency keys whose command this batch commits: (user, key, seq, outcome JSON).
     keyed: Vec<Vec<Value>>,
+    /// Import records this batch applies: (record key, seq).
+    imported: Vec<Vec<Value>>,
 }
 
 impl<'a> Builder<'a> {
@@ -181,6 +183,7 @@ impl<'a> Builder<'a> {
             settlements: Vec::new(),
             conversions: Vec::new(),
             keyed: Vec::new(),
+            imported: Vec::new(),
         }
     }
 
@@ -214,9 +217,14 @@ impl<'a> Builder<'a> {
         Ok((ts, seq))
     }
 
-    /// A command, after its events: the outcome kept for its idempotency key, if it has one.
+    /// A command, after its events: the outcome kept for its idempotency key, if it has one,
+    /// and the import record it applied.
     pub(super) fn command_end(&mut self, entry: &Entry) -> Result<(), CommitError> {
         let seq = int(entry.seq)?;
+        if let (Some(Subject::Import { key, .. }), Ok(())) = (&entry.subject, entry.result) {
+            self.imported
+                .push(vec![Value::Text(key.clone()), Value::Int(seq)]);
+        }
         if let Some(key) = &entry.key {
             let outcome = keyed::outcome_json(entry)
                 .map_err(|error| broken(format!("outcome encoding: {error}")))?;
@@ -239,7 +247,11 @@ impl<'a> Builder<'a> {
         ts: i64,
         seq: i64,
     ) -> Result<(), CommitError> {
-        position_costs::apply(self.costs, event);
+        let transfer_price = match &entry.subject {
+            Some(Subject::Import { cost_micros, .. }) => *cost_micros,
+            _ => None,
+        };
+        position_costs::apply(self.costs, event, transfer_price);
         match event {
             Event::UserCreated { user } => self.user_created(*user, entry, ts, seq)?,
             Event::MarketCreated { market, params } => {
@@ -361,8 +373,11 @@ impl<'a> Builder<'a> {
             Event::SharesMerged { user, market, qty } => {
                 self.conversion(*market, *user, "MERGE", *qty, seq, ts)?
             }
+            // The receiver's and giver's positions follow as `Position` events, their costs
+            // were moved above; the journal row is the transfer's record.
             Event::OrderReplayed { .. }
             | Event::BatchItemRejected { .. }
+            | Event::SharesTransferred { .. }
             | Event::BookLevel { .. } => {}
         }
         Ok(())
@@ -506,6 +521,13 @@ impl<'a> Builder<'a> {
             "journal (seq, ts_micros, command, result, subject)",
             "",
             self.journal,
+        );
+        // The import checks its records against this table before sending them; a record
+        // sent twice anyway must not fail the commit.
+        out.insert(
+            "imported_records (record_key, seq)",
+            " ON CONFLICT (record_key) DO NOTHING",
+            self.imported,
         );
         out.insert(
             "accounts (engine_user_id, user_id, available_micros, locked_micros, updated_seq)",

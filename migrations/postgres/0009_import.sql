@@ -1,0 +1,17 @@
+-- What `server admin import` has applied: one row per import record, written in the same
+-- transaction as the command that applied it, so running the import again skips it.
+CREATE TABLE imported_records (
+    record_key TEXT PRIMARY KEY,
+    seq        BIGINT NOT NULL
+);
+
+-- One-time password-reset tokens, stored hashed (SHA-256): for imported accounts whose password
+-- hash cannot be verified here, and for resets an operator issues.
+CREATE TABLE password_resets (
+    token_hash TEXT PRIMARY KEY,
+    user_id    TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL,
+    used_at    BIGINT
+);
+CREATE INDEX password_resets_by_user ON password_resets (user_id);
