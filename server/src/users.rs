@@ -128,6 +128,16 @@ pub async fn insert(
     }
 }
 
+pub async fn set_password_hash(db: &Db, id: Uuid, password_hash: &str) -> Result<(), Error> {
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now_micros())
+        .bind(id.to_string())
+        .execute(&db.pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn by_email(db: &Db, email: &Email) -> Result<Option<User>, Error> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1");
     let row = sqlx::query(&sql)

@@ -1,4 +1,5 @@
-//! Accounts and auth over HTTP: register, login, refresh, logout, `GET /v1/me`, API keys.
+//! Accounts and auth over HTTP: register, login, refresh, logout, `GET /v1/me`, API keys,
+//! password resets with one-time tokens.
 //!
 //! Owns the auth routes and the cookies they set. Login answers the tokens in the body (for
 //! bots and mobile apps) and also sets HTTP-only cookies for the browser: the access token
@@ -9,6 +10,7 @@
 pub mod api_keys;
 pub mod jwt;
 pub mod password;
+pub mod password_reset;
 pub mod revocations;
 pub mod session;
 
@@ -44,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(me))
+        .routes(routes!(password_reset::reset))
         .merge(api_keys::router())
 }
 
@@ -182,13 +185,30 @@ async fn login(
         Err(_) => None,
     };
     let hash = user.as_ref().map(|user| user.password_hash.clone());
+    let body_password = body.password.clone();
     if !password::verify(body.password, hash).await? {
         return Err(wrong);
     }
     let user = user.ok_or(wrong)?;
+    if !password::is_current(&user.password_hash) {
+        upgrade_hash(&state, &user, body_password).await;
+    }
     let issued = session::open(&state.db, user.id, state.config.auth.refresh_token_ttl).await?;
     tracing::info!(user_id = %user.id, session_id = %issued.session_id, "logged in");
     tokens_response(&state, jar, &user, issued)
+}
+
+/// Replaces an imported (bcrypt) hash with argon2id now that the password is known; a failure
+/// only means the next login tries again.
+async fn upgrade_hash(state: &AppState, user: &User, password: String) {
+    let upgraded = match password::hash(password).await {
+        Ok(hash) => users::set_password_hash(&state.db, user.id, &hash).await,
+        Err(error) => Err(error),
+    };
+    match upgraded {
+        Ok(()) => tracing::info!(user_id = %user.id, "password hash upgraded to argon2id"),
+        Err(error) => tracing::warn!(user_id = %user.id, %error, "password hash not upgraded"),
+    }
 }
 
 fn tokens_response(

@@ -4,7 +4,9 @@
 //! async worker, and at most `HASHES_AT_ONCE` run at a time (each takes 19 MiB: a flood of
 //! logins queues for a permit instead of taking the machine's memory). Verification reads the parameters from the stored hash, so raising them later
 //! keeps old hashes working. A login for an unknown email verifies against a dummy hash, so the
-//! answer takes as long as for a wrong password.
+//! answer takes as long as for a wrong password. bcrypt hashes imported from another backend
+//! verify too, and are replaced by argon2id at the first login (`is_current`); an account with
+//! no hash this server can check (waiting for a password reset) takes the same time to refuse.
 
 use std::sync::OnceLock;
 
@@ -52,12 +54,36 @@ fn hash_blocking(password: &str) -> Result<String, Error> {
 }
 
 fn verify_blocking(password: &str, hash: &str) -> bool {
+    if is_bcrypt(hash) {
+        return bcrypt::verify(password, hash).unwrap_or(false);
+    }
     match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
-        Err(_) => false,
+        Err(_) => {
+            if let Ok(dummy) = dummy_hash() {
+                verify_blocking(password, dummy);
+            }
+            false
+        }
     }
+}
+
+fn is_bcrypt(hash: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|prefix| hash.starts_with(prefix))
+}
+
+/// Whether a login can be checked against `hash` here (argon2 or bcrypt).
+pub fn verifiable(hash: &str) -> bool {
+    is_bcrypt(hash) || hash.starts_with("$argon2") && PasswordHash::new(hash).is_ok()
+}
+
+/// Whether `hash` is what `hash` makes today (else a login replaces it).
+pub fn is_current(hash: &str) -> bool {
+    hash.starts_with("$argon2id$")
 }
 
 pub async fn hash(password: String) -> Result<String, Error> {

@@ -342,6 +342,17 @@ async fn real_answers_of_every_operation_match_their_schemas(backend: Backend) {
     let body = json!({ "refreshToken": alice.refresh });
     let logout = app.post("/v1/auth/logout", None, body).await;
     spec.check(Method::POST, "/v1/auth/logout", logout).await;
+    // An operator's reset token, used by its holder.
+    let alice_id = alice.id.parse().expect("a user id");
+    let issued = server::auth::password_reset::issue(app.db(), alice_id, 1)
+        .await
+        .expect("a reset token");
+    let body = json!({ "token": issued.token, "newPassword": "alice's fresh passphrase" });
+    let reset = app.post("/v1/auth/password-reset", None, body).await;
+    let reset = spec
+        .check(Method::POST, "/v1/auth/password-reset", reset)
+        .await;
+    assert_eq!(reset["id"], alice.id);
 
     let missed: Vec<_> = spec
         .operations()
