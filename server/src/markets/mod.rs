@@ -315,6 +315,41 @@ fn text(raw: &str, field: &'static str, min: usize, max: usize) -> Result<String
 }
 
 /// The request as engine parameters plus the question and description the engine does not keep.
+/// A new market's terms as `POST /v1/markets` takes them, for an operator's import: the same
+/// rules, the same errors. Answers the engine's params, the question and the description.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn parse_new_market(
+    slug: String,
+    question: String,
+    description: String,
+    tick_size: String,
+    min_qty: u64,
+    max_qty: u64,
+    maker_fee_rate: String,
+    taker_fee_rate: String,
+    closes_at: Option<String>,
+) -> Result<(MarketParams, String, String), Error> {
+    parse_create(CreateRequest {
+        slug,
+        question,
+        description,
+        tick_size,
+        min_qty,
+        max_qty,
+        maker_fee_rate,
+        taker_fee_rate,
+        closes_at,
+    })
+}
+
+/// A resolution as `POST /v1/markets/{id}/resolve` takes it.
+pub(crate) fn parse_outcome(outcome: &str, yes_payout: Option<&str>) -> Result<Resolution, Error> {
+    parse_resolution(&ResolveRequest {
+        outcome: outcome.to_owned(),
+        yes_payout: yes_payout.map(str::to_owned),
+    })
+}
+
 fn parse_create(body: CreateRequest) -> Result<(MarketParams, String, String), Error> {
     let slug = Slug::new(&body.slug)
         .ok_or_else(|| Error::validation("slug", "must be 1 to 64 characters of a-z, 0-9 and -"))?;

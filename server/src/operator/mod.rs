@@ -12,6 +12,7 @@
 
 mod backup;
 mod export;
+mod import;
 mod reach;
 
 use std::io::BufRead;
@@ -129,6 +130,21 @@ enum Command {
     Backup { dir: PathBuf },
     /// Restore a backup from DIR into the configured, empty database, then verify it.
     Restore { dir: PathBuf },
+    /// Import users, balances, markets and positions from JSON lines (docs/IMPORT.md) into a
+    /// stopped exchange; checks the whole file first and writes nothing if any record is bad.
+    Import {
+        file: PathBuf,
+        /// How long the reset tokens of accounts without a usable password hash work.
+        #[arg(long, default_value_t = crate::auth::password_reset::RESET_TTL_DEFAULT_HOURS)]
+        reset_ttl_hours: u64,
+    },
+    /// Issue a one-time password-reset token for an account (printed; hand it over privately).
+    PasswordReset {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value_t = crate::auth::password_reset::RESET_TTL_DEFAULT_HOURS)]
+        ttl_hours: u64,
+    },
     /// Print users, balances, markets, positions and trades as JSON lines.
     Export {
         /// Include users' password hashes (argon2), to move them to another install.
@@ -179,6 +195,13 @@ async fn run(admin: Admin, config: &Config) -> Result<(), Failure> {
         Command::Export {
             with_password_hashes,
         } => export::export(config, with_password_hashes).await,
+        Command::Import {
+            file,
+            reset_ttl_hours,
+        } => import::import(config, &file, reset_ttl_hours).await,
+        Command::PasswordReset { user, ttl_hours } => {
+            password_reset(config, &user, ttl_hours).await
+        }
         command => {
             let exchange = Exchange::reach(config, admin.url.as_deref()).await?;
             let done = act(&exchange, config, admin.as_email.as_deref(), command).await;
@@ -240,6 +263,8 @@ async fn act(
         | Command::Verify
         | Command::Backup { .. }
         | Command::Restore { .. }
+        | Command::Import { .. }
+        | Command::PasswordReset { .. }
         | Command::Export { .. } => unreachable!("run handles these"),
     };
     let session = AdminSession::open(exchange, config, as_email).await?;
@@ -304,6 +329,35 @@ async fn create_admin(config: &Config, email: &str, name: &str) -> Result<(), Fa
     exchange.close().await;
     let user = created.map_err(|error| Failure::Refused(error.to_string()))?;
     print_json(&json!({ "id": user.id, "email": user.email, "role": "admin" }));
+    Ok(())
+}
+
+/// A reset token for the account `user` (an email or id); the database only, whether or not a
+/// server runs.
+async fn password_reset(config: &Config, user: &str, ttl_hours: u64) -> Result<(), Failure> {
+    let db = crate::db::Db::connect(&config.storage, 1)
+        .await
+        .map_err(|error| Failure::Unavailable(error.to_string()))?;
+    let issued = async {
+        let found = match uuid::Uuid::parse_str(user.trim()) {
+            Ok(id) => crate::users::by_id(&db, id).await?,
+            Err(_) => {
+                let email =
+                    Email::parse(user).map_err(|error| Failure::Usage(error.to_string()))?;
+                crate::users::by_email(&db, &email).await?
+            }
+        };
+        let found = found.ok_or_else(|| Failure::Usage(format!("no account is {user}")))?;
+        let issued = crate::auth::password_reset::issue(&db, found.id, ttl_hours).await?;
+        Ok::<_, Failure>(json!({
+            "email": found.email,
+            "token": issued.token,
+            "expiresAt": issued.expires_at,
+        }))
+    }
+    .await;
+    db.pool.close().await;
+    print_json(&issued?);
     Ok(())
 }
 

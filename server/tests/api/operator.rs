@@ -19,6 +19,8 @@ crate::on_both_databases!(
     backup_and_restore_carry_the_exchange_to_an_empty_database,
     verify_names_what_differs_from_the_journal,
     a_second_primary_on_the_same_database_refuses_to_start,
+    an_import_of_ten_thousand_users_verifies_and_a_second_changes_nothing,
+    a_malformed_import_lists_every_bad_record_and_writes_nothing,
 );
 
 const OPS_EMAIL: &str = "ops@example.com";
@@ -448,4 +450,229 @@ async fn a_second_primary_on_the_same_database_refuses_to_start(backend: Backend
     // The first is unharmed.
     let health = app.get("/readyz", None).await;
     assert_eq!(health.status(), StatusCode::OK);
+}
+
+/// Users in the generated import.
+const IMPORTED_USERS: usize = 10_000;
+/// Every how many users one holds a position in each open market.
+const HOLDER_EVERY: usize = 25;
+
+/// A migration file as another backend would export it: a third of the accounts with argon2
+/// hashes, a third with bcrypt, a third with a hash this server cannot check; a balance each;
+/// three markets (open with a fee, halted, resolved); positions on both sides.
+async fn generated_import() -> String {
+    let argon2 = server::auth::password::hash(crate::helpers::PASSWORD.to_owned())
+        .await
+        .expect("argon2");
+    let bcrypt = bcrypt::hash(crate::helpers::PASSWORD, 4).expect("bcrypt");
+    let mut lines = vec![
+        r#"{"type":"market","slug":"btc-50k","question":"Will BTC reach $50k?","takerFeeRate":"0.02"}"#.to_owned(),
+        r#"{"type":"market","slug":"paused","question":"Paused?","state":"HALTED"}"#.to_owned(),
+        r#"{"type":"market","slug":"done","question":"Done?","state":"RESOLVED","resolution":{"outcome":"SPLIT","yesPayout":"0.25"}}"#.to_owned(),
+    ];
+    for n in 0..IMPORTED_USERS {
+        let hash = match n % 3 {
+            0 => format!(r#","passwordHash":"{argon2}""#),
+            1 => format!(r#","passwordHash":"{bcrypt}""#),
+            _ => r#","passwordHash":"pbkdf2_sha256$1$salt$hash""#.to_owned(),
+        };
+        lines.push(format!(
+            r#"{{"type":"user","email":"user{n}@example.com","name":"User {n}"{hash}}}"#
+        ));
+        lines.push(format!(
+            r#"{{"type":"balance","email":"user{n}@example.com","amount":"{}.{:02}"}}"#,
+            n % 500 + 1,
+            n % 100
+        ));
+        if n % HOLDER_EVERY == 0 {
+            lines.push(format!(
+                r#"{{"type":"position","email":"user{n}@example.com","market":"btc-50k","yesShares":{},"yesCost":"{}.00"}}"#,
+                n % 7 + 1,
+                n % 3
+            ));
+            lines.push(format!(
+                r#"{{"type":"position","email":"user{n}@example.com","market":"paused","noShares":2,"yesShares":{}}}"#,
+                n % 2
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
+fn summary(ran: &Ran) -> Value {
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let last = ran.stdout.lines().last().expect("a summary");
+    serde_json::from_str(last).expect("a JSON summary")
+}
+
+async fn an_import_of_ten_thousand_users_verifies_and_a_second_changes_nothing(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let file = db.dir().join("import.jsonl");
+    std::fs::write(&file, generated_import().await).expect("write the file");
+    let imported = admin(&db, &["import", &path_arg(&file)], None).await;
+    let first = summary(&imported);
+    let holders = IMPORTED_USERS / HOLDER_EVERY;
+    assert_eq!(
+        (
+            first["usersCreated"].as_u64(),
+            first["balancesApplied"].as_u64()
+        ),
+        (Some(IMPORTED_USERS as u64), Some(IMPORTED_USERS as u64))
+    );
+    assert_eq!(first["marketsCreated"].as_u64(), Some(3));
+    assert_eq!(first["positionsApplied"].as_u64(), Some(2 * holders as u64));
+    let resets: Vec<Value> = imported
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("JSON"))
+        .filter(|line| line["type"] == "passwordReset")
+        .collect();
+    assert_eq!(resets.len(), IMPORTED_USERS / 3);
+    let verified = admin(&db, &["verify"], None).await.json();
+    // The users, the configured admin and the import account.
+    assert_eq!(verified["users"].as_u64(), Some(IMPORTED_USERS as u64 + 2));
+    assert_eq!(verified["markets"].as_u64(), Some(3));
+
+    let again = summary(&admin(&db, &["import", &path_arg(&file)], None).await);
+    assert_eq!(
+        (
+            again["usersCreated"].as_u64(),
+            again["balancesApplied"].as_u64(),
+            again["positionsApplied"].as_u64(),
+            again["marketsCreated"].as_u64()
+        ),
+        (Some(0), Some(0), Some(0), Some(0)),
+        "{again}"
+    );
+    let unchanged = admin(&db, &["verify"], None).await.json();
+    assert_eq!(
+        unchanged["lastSeq"], verified["lastSeq"],
+        "a second import changed the journal"
+    );
+
+    // What the file said, as the API serves it.
+    let (client, _server) = first_run(&db).await;
+    let api = Api {
+        client,
+        base: _server.base.clone(),
+    };
+    let argon2_user = api
+        .login("user0@example.com", crate::helpers::PASSWORD)
+        .await;
+    assert_eq!(total(&api, &argon2_user).await, "1.00");
+    // user0 holds 1 YES of btc-50k (at no cost) and 2 NO of paused.
+    let positions = api.get("/v1/portfolio/positions", &argon2_user).await;
+    let mut held: Vec<(u64, u64)> = positions["data"]
+        .as_array()
+        .expect("positions")
+        .iter()
+        .map(|p| {
+            (
+                p["yesShares"].as_u64().unwrap_or(0),
+                p["noShares"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    held.sort_unstable();
+    assert_eq!(held, vec![(0, 2), (1, 0)], "{positions}");
+    // bcrypt logs in, and is replaced by argon2id on the way.
+    let bcrypt_user = api
+        .login("user1@example.com", crate::helpers::PASSWORD)
+        .await;
+    assert_eq!(total(&api, &bcrypt_user).await, "2.01");
+    let db_now = server::db::Db::connect(&db.storage, 1)
+        .await
+        .expect("connect");
+    let upgraded: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE email = $1")
+        .bind("user1@example.com")
+        .fetch_one(&db_now.pool)
+        .await
+        .expect("the row");
+    db_now.pool.close().await;
+    assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+    // An unverifiable hash opens nothing; its reset token sets a password, once.
+    let reset = &resets[0];
+    let email = reset["email"].as_str().expect("an email");
+    let (status, _) = api
+        .try_send(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            "",
+            Some(serde_json::json!({"email": email, "password": crate::helpers::PASSWORD})),
+        )
+        .await
+        .expect("an answer");
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let body =
+        serde_json::json!({ "token": reset["token"], "newPassword": "a brand new passphrase" });
+    let user = api
+        .post("/v1/auth/password-reset", "", body.clone(), StatusCode::OK)
+        .await;
+    assert_eq!(user["email"].as_str(), Some(email));
+    api.post(
+        "/v1/auth/password-reset",
+        "",
+        body,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let token = api.login(email, "a brand new passphrase").await;
+    assert!(!total(&api, &token).await.is_empty());
+}
+
+async fn a_malformed_import_lists_every_bad_record_and_writes_nothing(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let before = admin(&db, &["snapshot"], None).await.json();
+    let file = db.dir().join("bad.jsonl");
+    let lines = [
+        r#"{"type":"user","email":"ok@example.com","name":"Fine"}"#,
+        r#"{"type":"user","email":"not an email","name":"Bad"}"#,
+        r#"{"type":"balance","email":"ok@example.com","amount":"-5"}"#,
+        r#"{"type":"wallet","email":"ok@example.com"}"#,
+        r#"{"type":"user","email":"ok@example.com","name":"Twice"}"#,
+        r#"not json"#,
+        r#"{"type":"balance","email":"ghost@example.com","amount":"5"}"#,
+        r#"{"type":"market","slug":"shut","question":"Shut?","state":"RESOLVED","resolution":{"outcome":"NO"}}"#,
+        r#"{"type":"position","email":"ok@example.com","market":"shut","yesShares":1}"#,
+        r#"{"type":"position","email":"ok@example.com","market":"nowhere","noShares":1}"#,
+        r#"{"type":"market","slug":"Bad Slug","question":"?"}"#,
+        r#"{"type":"user","email":"extra@example.com","name":"X","admin":true}"#,
+    ];
+    std::fs::write(&file, lines.join("\n")).expect("write the file");
+    let refused = admin(&db, &["import", &path_arg(&file)], None).await;
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    for line in [2, 3, 4, 5, 6, 7, 9, 10, 11, 12] {
+        assert!(
+            refused.stderr.contains(&format!("line {line}: ")),
+            "line {line} not reported:\n{}",
+            refused.stderr
+        );
+    }
+    for line in [1, 8] {
+        assert!(
+            !refused.stderr.contains(&format!("line {line}: ")),
+            "{}",
+            refused.stderr
+        );
+    }
+    assert!(
+        refused.stderr.contains("10 bad record(s)"),
+        "{}",
+        refused.stderr
+    );
+    let after = admin(&db, &["verify"], None).await.json();
+    assert_eq!(
+        after["lastSeq"], before["seq"],
+        "a refused import wrote to the journal"
+    );
+    let export = admin(&db, &["export"], None).await;
+    assert!(
+        !export.stdout.contains("ok@example.com"),
+        "{}",
+        export.stdout
+    );
 }
