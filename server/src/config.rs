@@ -281,6 +281,55 @@ impl Config {
     }
 }
 
+/// The environment variables the server reads, and those a production start cannot do
+/// without, found by reading a configuration rather than listed by hand (`server --env-vars`;
+/// `.ci/run` checks the compose file and `.env.example` against them).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Variables {
+    pub read: std::collections::BTreeSet<String>,
+    pub required_in_production: std::collections::BTreeSet<String>,
+}
+
+/// Read by the log filter (`telemetry`), not by `Config`.
+const LOG_FILTER_VARIABLE: &str = "RUST_LOG";
+
+impl Variables {
+    pub fn of_config() -> Variables {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        // Production, so nothing is generated on disk; a secret and an admin, so what is read
+        // only with them is asked for too.
+        let _ = Config::from_vars(|name| {
+            asked.borrow_mut().insert(name.to_owned());
+            match name {
+                "APP_ENV" => Some("production".into()),
+                "ADMIN_EMAIL" => Some("admin@example.com".into()),
+                "JWT_SECRET" => Some("0123456789abcdef".repeat(4)),
+                _ => None,
+            }
+        });
+        let mut read = asked.into_inner();
+        read.insert(LOG_FILTER_VARIABLE.to_owned());
+        let problems =
+            match Config::from_vars(|name| (name == "APP_ENV").then(|| "production".into())) {
+                Ok(_) => Vec::new(),
+                Err(error) => error.problems,
+            };
+        let required_in_production = read
+            .iter()
+            .filter(|name| {
+                problems
+                    .iter()
+                    .any(|problem| problem.starts_with(&format!("{name}:")))
+            })
+            .cloned()
+            .collect();
+        Variables {
+            read,
+            required_in_production,
+        }
+    }
+}
+
 struct Reader<'a> {
     var: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
@@ -629,6 +678,30 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_variables_read_are_found_by_reading_and_production_needs_a_secret() {
+        let variables = Variables::of_config();
+        for name in [
+            "DATABASE_URL",
+            "JWT_ISSUER",
+            "ADMIN_PASSWORD",
+            "WS_SEND_QUEUE",
+            "RUST_LOG",
+        ] {
+            assert!(variables.read.contains(name), "{name}: {variables:?}");
+        }
+        assert!(!variables
+            .read
+            .iter()
+            .any(|name| name.starts_with("POSTGRES_")));
+        let required: Vec<&str> = variables
+            .required_in_production
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(required, ["JWT_SECRET"]);
+    }
     use std::collections::HashMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {

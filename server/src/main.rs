@@ -1,7 +1,8 @@
 //! `server` binary: load `.env`, read and validate the configuration, start (with `--demo`, also
 //! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM — or exit 1 when the
 //! sequencer fails, for a supervisor to restart it. `--openapi` prints the API's
-//! OpenAPI document and exits, touching no configuration or database; `admin ...` runs an
+//! OpenAPI document and exits, touching no configuration or database (`--env-vars` lists the
+//! environment variables it reads, the same way); `admin ...` runs an
 //! operator command (`server admin --help`). Everything else lives in the library.
 
 use std::process::ExitCode;
@@ -14,6 +15,15 @@ async fn main() -> ExitCode {
     if args.next().as_deref() == Some("admin") {
         let _ = dotenvy::dotenv();
         return server::operator::main(args.collect()).await;
+    }
+    if std::env::args().any(|arg| arg == "--env-vars") {
+        let variables = server::config::Variables::of_config();
+        let listed = serde_json::json!({
+            "read": variables.read,
+            "requiredInProduction": variables.required_in_production,
+        });
+        println!("{listed:#}");
+        return ExitCode::SUCCESS;
     }
     if std::env::args().any(|arg| arg == "--openapi") {
         println!("{}", server::http::openapi::pretty_json());
