@@ -1,9 +1,10 @@
 //! The predex server: HTTP API, durable sequencer and recovery around the deterministic engine.
 //!
-//! `app::start` wires everything; `sequencer` owns the engine and the journal; `stream` numbers
-//! and publishes what each batch changed; `wire` holds the public shapes that answers and
-//! streams share; `http` holds the router, the error type and the extractors; `auth`,
-//! `markets`, `orders`, `portfolio`, `transfers` and `ws` are the API's domains.
+//! `app::start` wires everything; `writer_lock` keeps one writer per database; `sequencer` owns
+//! the engine and the journal; `stream` numbers and publishes what each batch changed; `wire`
+//! holds the public shapes that answers and streams share; `http` holds the router, the error
+//! type and the extractors; `auth`, `markets`, `orders`, `portfolio`, `transfers`, `admin` and
+//! `ws` are the API's domains; `operator` is the `server admin` command line.
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -45,6 +45,11 @@ fn unavailable(error: impl std::fmt::Display) -> Failure {
 
 /// `verify` on the configured database.
 pub async fn verify_configured(config: &Config) -> Result<(), Failure> {
+    if let Storage::Sqlite(path) = &config.storage {
+        if !path.exists() {
+            return Err(Failure::Usage(format!("{} does not exist", path.display())));
+        }
+    }
     match WriterLock::acquire(&config.storage, Duration::ZERO).await {
         Ok(lock) => {
             let verified = verify_storage(&config.storage).await;

@@ -25,6 +25,7 @@ crate::on_both_databases!(
 
 const OPS_EMAIL: &str = "ops@example.com";
 const OPS_PASSWORD: &str = "the operator's own passphrase";
+const NEW_OPS_PASSWORD: &str = "the operator's next passphrase";
 
 /// What `server admin` printed and how it ended.
 struct Ran {
@@ -199,6 +200,35 @@ async fn the_operator_runs_the_exchange_stopped_and_running(backend: Backend) {
     .await
     .json();
     assert_eq!(total(&api, &ops).await, "251.50");
+    // An operator's reset token sets a new password once and ends the account's sessions.
+    let reset = admin(
+        &db,
+        &["password-reset", "--user", OPS_EMAIL, "--ttl-hours", "1"],
+        None,
+    )
+    .await
+    .json();
+    let body = serde_json::json!({ "token": reset["token"], "newPassword": NEW_OPS_PASSWORD });
+    api.post("/v1/auth/password-reset", "", body.clone(), StatusCode::OK)
+        .await;
+    api.post(
+        "/v1/auth/password-reset",
+        "",
+        body,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let (status, _) = api
+        .try_send(reqwest::Method::GET, "/v1/portfolio/balance", &ops, None)
+        .await
+        .expect("an answer");
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a session outlived the reset"
+    );
+    let ops = api.login(OPS_EMAIL, NEW_OPS_PASSWORD).await;
+    assert_eq!(total(&api, &ops).await, "251.50");
     let resolved = admin(
         &db,
         &[
@@ -255,7 +285,7 @@ async fn the_operator_runs_the_exchange_stopped_and_running(backend: Backend) {
         client: api.client.clone(),
         base: server.base.clone(),
     };
-    let ops = api.login(OPS_EMAIL, OPS_PASSWORD).await;
+    let ops = api.login(OPS_EMAIL, NEW_OPS_PASSWORD).await;
     assert_eq!(total(&api, &ops).await, "251.50");
 }
 

@@ -1,0 +1,91 @@
+//! `import FILE`: users, balances, markets and positions from another backend, as JSON lines
+//! (the format: `docs/IMPORT.md`).
+//!
+//! The whole file is read and checked first, and every bad record is reported with its line
+//! and reason; with any, nothing is written. Then, on a stopped exchange (started in this
+//! process, holding the writer lock), each record is applied through the sequencer as
+//! journaled commands: accounts and their engine users, deposits, market creation and the
+//! market's state, and each position as collateral deposited into the import account, split
+//! into YES + NO pairs and transferred to its holder (`TransferShares`, at the record's cost).
+//! What the import account holds of both outcomes afterwards is merged back, and its cash
+//! withdrawn, so it keeps only the other side of positions that did not net out. Every command
+//! carries its record's key, committed with it (`imported_records`), so a record is applied
+//! once however often the import runs or is cut off. Accounts whose password hash cannot be
+//! checked here get a one-time reset token, printed for the operator.
+
+mod apply;
+mod check;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use crate::config::Config;
+use crate::db::Db;
+
+use super::reach::Exchange;
+use super::Failure;
+use apply::{apply, unavailable};
+use check::{check, check_references};
+
+/// The account positions are transferred from; never logs in.
+pub const IMPORT_ACCOUNT_EMAIL: &str = "import@predex.invalid";
+
+/// A bad record: its line (from 1) and why.
+struct Bad(usize, String);
+
+pub async fn import(config: &Config, file: &Path, reset_ttl_hours: u64) -> Result<(), Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", file.display())))?;
+    let (plan, lines, mut bad) = check(&text);
+    let (emails, slugs) = existing_names(config).await?;
+    bad.extend(check_references(&lines, &emails, &slugs));
+    if !bad.is_empty() {
+        bad.sort_by_key(|Bad(line, _)| *line);
+        return Err(refuse(bad));
+    }
+    let exchange = Exchange::reach(config, None).await?;
+    let Some(server) = exchange.server_here() else {
+        exchange.close().await;
+        return Err(Failure::Usage(
+            "a server is running on this database: stop it, then import".to_owned(),
+        ));
+    };
+    let state = server.state().clone();
+    let applied = apply(&state, plan, reset_ttl_hours).await;
+    exchange.close().await;
+    // One JSON line, like the reset tokens before it.
+    println!("{}", applied?);
+    Ok(())
+}
+
+/// The emails and market slugs (with their states) already on the exchange, read without
+/// writing anything (a database not created yet has none).
+async fn existing_names(
+    config: &Config,
+) -> Result<(HashSet<String>, HashMap<String, String>), Failure> {
+    if let crate::config::Storage::Sqlite(path) = &config.storage {
+        if !path.exists() {
+            return Ok(Default::default());
+        }
+    }
+    let db = Db::connect(&config.storage, 1).await.map_err(unavailable)?;
+    let emails = sqlx::query_scalar::<_, String>("SELECT email FROM users")
+        .fetch_all(&db.pool)
+        .await;
+    let slugs = sqlx::query_as::<_, (String, String)>("SELECT slug, state FROM markets")
+        .fetch_all(&db.pool)
+        .await;
+    db.pool.close().await;
+    // No tables yet: an exchange that never started.
+    Ok((
+        emails.unwrap_or_default().into_iter().collect(),
+        slugs.unwrap_or_default().into_iter().collect(),
+    ))
+}
+
+fn refuse(bad: Vec<Bad>) -> Failure {
+    for Bad(line, why) in &bad {
+        eprintln!("line {line}: {why}");
+    }
+    Failure::Refused(format!("{} bad record(s); nothing was imported", bad.len()))
+}
