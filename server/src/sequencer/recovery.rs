@@ -150,7 +150,8 @@ pub async fn verify(db: &Db) -> Result<Verification, RecoveryError> {
     let latest = recover_from(db, ReplayFrom::LatestSnapshot).await?;
     if (whole.seq, &whole.report.state_hash) != (latest.seq, &latest.report.state_hash) {
         return Err(mismatch(format!(
-            "the journal replayed from empty reaches seq {} with state hash {}, from snapshot              {:?} seq {} with {}",
+            "the journal replayed from empty reaches seq {} with state hash {}, from snapshot \
+             {:?} seq {} with {}",
             whole.seq,
             whole.report.state_hash,
             latest.report.snapshot_seq,
@@ -172,7 +173,9 @@ pub async fn verify(db: &Db) -> Result<Verification, RecoveryError> {
 /// and no other order may be projected open. Answers how many there are.
 async fn verify_open_orders(db: &Db, engine: &Engine) -> Result<usize, RecoveryError> {
     let rows = sqlx::query(
-        "SELECT engine_order_id, engine_user_id, engine_market_id, price_units, qty, filled_qty,          remaining_qty FROM orders WHERE status IN ('OPEN', 'PARTIALLY_FILLED')          ORDER BY engine_order_id",
+        "SELECT engine_order_id, engine_user_id, engine_market_id, price_units, qty, filled_qty, \
+         remaining_qty FROM orders WHERE status IN ('OPEN', 'PARTIALLY_FILLED') \
+         ORDER BY engine_order_id",
     )
     .fetch_all(&db.pool)
     .await?;
@@ -205,18 +208,35 @@ async fn verify_open_orders(db: &Db, engine: &Engine) -> Result<usize, RecoveryE
         }
     }
     expected.sort_unstable();
-    if projected != expected {
-        let first = projected
-            .iter()
-            .zip(&expected)
-            .find(|(left, right)| left != right);
-        return Err(mismatch(format!(
-            "{} orders are projected open, the engine holds {}; first difference (order, user,              market, price, qty, filled, remaining): {first:?}",
-            projected.len(),
-            expected.len()
-        )));
-    }
+    same_rows(
+        &projected,
+        &expected,
+        "orders projected open",
+        "order, user, market, price, qty, filled, remaining",
+    )?;
     Ok(expected.len())
+}
+
+/// Projected rows against the engine's, in the same order: the counts and the first row that
+/// differs (its `columns` named) when they do not agree.
+fn same_rows<const N: usize>(
+    projected: &[[i64; N]],
+    expected: &[[i64; N]],
+    what: &str,
+    columns: &str,
+) -> Result<(), RecoveryError> {
+    if projected == expected {
+        return Ok(());
+    }
+    let first = projected
+        .iter()
+        .zip(expected)
+        .find(|(left, right)| left != right);
+    Err(mismatch(format!(
+        "{} {what}, {} in the engine; first difference ({columns}): {first:?}",
+        projected.len(),
+        expected.len()
+    )))
 }
 
 /// The engine of the newest snapshot that can be used, its seq, and why each newer one could
@@ -510,19 +530,12 @@ async fn verify_positions(db: &Db, engine: &Engine) -> Result<(), RecoveryError>
     for (market, user, position) in engine.snapshot().positions {
         expected.push(position_row(market, user, position)?);
     }
-    if projected != expected {
-        let first = projected
-            .iter()
-            .zip(&expected)
-            .find(|(left, right)| left != right);
-        return Err(mismatch(format!(
-            "{} projected positions, {} in the engine; first difference (market, user, yes free, \
-             yes reserved, no free, no reserved): {first:?}",
-            projected.len(),
-            expected.len()
-        )));
-    }
-    Ok(())
+    same_rows(
+        &projected,
+        &expected,
+        "projected positions",
+        "market, user, yes free, yes reserved, no free, no reserved",
+    )
 }
 
 /// Each projected market's fees and lock rule, which order bodies and balances compute their
