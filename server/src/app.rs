@@ -261,6 +261,15 @@ impl Server {
         self.state.sequencer.failed().await
     }
 
+    /// Waits until this primary has lost its writer lock (its PostgreSQL session ended): it
+    /// must stop before another server takes the lock. Never returns on SQLite or a gateway.
+    pub async fn writer_lock_lost(&self) {
+        match &self.writer_lock {
+            Some(lock) => lock.lost().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// What recovery found at start (`None` on a read-only gateway, which has no engine).
     pub fn recovery(&self) -> Option<&RecoveryReport> {
         self.sequencer.as_ref().map(|(_, report)| report)

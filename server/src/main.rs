@@ -1,9 +1,9 @@
 //! `server` binary: load `.env`, read and validate the configuration, start (with `--demo`, also
 //! the demo's bots), and shut down gracefully on Ctrl-C or SIGTERM — or exit 1 when the
-//! sequencer fails, for a supervisor to restart it. `--openapi` prints the API's
-//! OpenAPI document and exits, touching no configuration or database (`--env-vars` lists the
-//! environment variables it reads, the same way); `admin ...` runs an
-//! operator command (`server admin --help`). Everything else lives in the library.
+//! sequencer fails or the writer lock is lost, for a supervisor to restart it. `--openapi`
+//! prints the API's OpenAPI document and `--env-vars` the environment variables the server
+//! reads, each touching no configuration or database; `admin ...` runs an operator command
+//! (`server admin --help`). Everything else lives in the library.
 
 use std::process::ExitCode;
 
@@ -74,6 +74,13 @@ async fn main() -> ExitCode {
     let failed = tokio::select! {
         _ = shutdown_signal() => false,
         _ = server.sequencer_failed() => true,
+        _ = server.writer_lock_lost() => {
+            // Another server may take the database from now on: stop at once, committing
+            // nothing more (what was acknowledged is committed; the rest was never promised).
+            tracing::error!("the writer lock was lost (its database session ended): stopping now");
+            server.kill().await;
+            return ExitCode::FAILURE;
+        }
     };
     if failed {
         tracing::error!("the sequencer failed: exiting so the restart recovers from the journal");

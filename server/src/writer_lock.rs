@@ -5,11 +5,15 @@
 //! is a session-level advisory lock held by a connection of its own; on SQLite, an exclusive
 //! lock on a file beside the database. Both belong to the process, so the kernel (or the
 //! database, when the connection drops) releases them when it dies, kill -9 included: a crash
-//! never leaves a stale lock to clean up by hand. Must never be taken through the request or
-//! writer pools, whose connections outlive any one holder.
+//! never leaves a stale lock to clean up by hand. The other way round, a PostgreSQL lock dies
+//! with its connection (a database restart, a terminated backend, a cut network): the holder
+//! checks it every `CHECK_EVERY` and a server that lost it stops (`lost`), before a second one
+//! could take it. Must never be taken through the request or writer pools, whose connections
+//! outlive any one holder.
 
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::any::AnyConnectOptions;
@@ -21,6 +25,9 @@ use crate::config::Storage;
 const ADVISORY_KEY: i64 = 0x7072_6564_6578;
 /// How often a waiting taker tries again.
 const RETRY_EVERY: Duration = Duration::from_millis(100);
+/// How often a PostgreSQL holder checks that its lock's connection is alive: well within the
+/// 10 s a second server waits before giving up.
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -37,7 +44,8 @@ pub enum LockError {
 
 /// Held until dropped (or the process dies).
 pub enum WriterLock {
-    Postgres(AnyConnection),
+    /// Shared with `lost`, which checks it.
+    Postgres(Arc<tokio::sync::Mutex<AnyConnection>>),
     Sqlite(std::fs::File),
 }
 
@@ -84,7 +92,8 @@ impl WriterLock {
         Ok(match storage {
             Storage::Postgres(url) => {
                 let options = AnyConnectOptions::from_str(url)?;
-                WriterLock::Postgres(options.connect().await?)
+                let connection = options.connect().await?;
+                WriterLock::Postgres(Arc::new(tokio::sync::Mutex::new(connection)))
             }
             Storage::Sqlite(_) => {
                 let path = lock_file(storage).expect("a SQLite storage has a lock file");
@@ -104,9 +113,10 @@ impl WriterLock {
     async fn try_take(&mut self) -> Result<bool, LockError> {
         match self {
             WriterLock::Postgres(connection) => {
+                let mut connection = connection.lock().await;
                 let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
                     .bind(ADVISORY_KEY)
-                    .fetch_one(connection)
+                    .fetch_one(&mut *connection)
                     .await?;
                 Ok(taken)
             }
@@ -118,18 +128,35 @@ impl WriterLock {
         }
     }
 
+    /// Resolves once the lock is lost: its PostgreSQL connection stopped answering (the
+    /// session, and the lock with it, is gone). Never on SQLite, whose lock only the process's
+    /// death ends.
+    pub async fn lost(&self) {
+        let WriterLock::Postgres(connection) = self else {
+            return std::future::pending().await;
+        };
+        loop {
+            tokio::time::sleep(CHECK_EVERY).await;
+            if connection.lock().await.ping().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Releases the lock now (dropping it does too, a moment later on PostgreSQL).
     pub async fn release(self) {
         match self {
             WriterLock::Postgres(connection) => {
-                let _ = connection.close().await;
+                if let Ok(connection) = Arc::try_unwrap(connection) {
+                    let _ = connection.into_inner().close().await;
+                }
             }
             WriterLock::Sqlite(file) => drop(file),
         }
     }
 }
 
-/// The file whose lock stands for a SQLite database's (`predex.sqlite.lock` beside it).
+/// The file whose lock stands for a SQLite database's (`predex.db.lock` beside `predex.db`).
 pub fn lock_file(storage: &Storage) -> Option<PathBuf> {
     match storage {
         Storage::Sqlite(path) => {

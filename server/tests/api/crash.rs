@@ -120,7 +120,7 @@ impl ServerProcess {
     }
 
     /// Waits for the process to exit on its own; its exit status.
-    async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
+    pub(crate) async fn exit_status(&mut self, within: Duration) -> std::process::ExitStatus {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("child status") {
