@@ -128,13 +128,17 @@ pub async fn insert(
     }
 }
 
-pub async fn set_password_hash(db: &Db, id: Uuid, password_hash: &str) -> Result<(), Error> {
-    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
-        .bind(password_hash)
-        .bind(now_micros())
-        .bind(id.to_string())
-        .execute(&db.pool)
-        .await?;
+/// Replaces the password hash `old` with `new`; a hash changed meanwhile (a reset) is kept.
+pub async fn replace_password_hash(db: &Db, id: Uuid, old: &str, new: &str) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3 AND password_hash = $4",
+    )
+    .bind(new)
+    .bind(now_micros())
+    .bind(id.to_string())
+    .bind(old)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
 

@@ -277,6 +277,12 @@ impl KeyCache {
         entries.insert(key_hash, (user, Instant::now()));
     }
 
+    /// Forgets every key of `user_id` (all revoked).
+    pub fn forget_user(&self, user_id: Uuid) {
+        let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|_, (user, _)| user.user_id != user_id);
+    }
+
     /// Forgets the key `key_id` (revoked).
     pub fn forget(&self, key_id: Uuid) {
         let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);

@@ -202,7 +202,9 @@ async fn login(
 /// only means the next login tries again.
 async fn upgrade_hash(state: &AppState, user: &User, password: String) {
     let upgraded = match password::hash(password).await {
-        Ok(hash) => users::set_password_hash(&state.db, user.id, &hash).await,
+        Ok(hash) => {
+            users::replace_password_hash(&state.db, user.id, &user.password_hash, &hash).await
+        }
         Err(error) => Err(error),
     };
     match upgraded {

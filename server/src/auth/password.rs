@@ -76,9 +76,19 @@ fn is_bcrypt(hash: &str) -> bool {
         .any(|prefix| hash.starts_with(prefix))
 }
 
-/// Whether a login can be checked against `hash` here (argon2 or bcrypt).
+/// The costliest bcrypt hash taken from another backend: each login with one holds a hashing
+/// permit for as long as it takes (cost 12 is ~0.25 s; every step up doubles it).
+pub const BCRYPT_COST_MAX: u32 = 12;
+
+/// Whether a login can be checked against `hash` here: argon2, or a well-formed bcrypt hash of
+/// cost at most `BCRYPT_COST_MAX`.
 pub fn verifiable(hash: &str) -> bool {
-    is_bcrypt(hash) || hash.starts_with("$argon2") && PasswordHash::new(hash).is_ok()
+    if is_bcrypt(hash) {
+        return hash
+            .parse::<bcrypt::HashParts>()
+            .is_ok_and(|parts| parts.get_cost() <= BCRYPT_COST_MAX);
+    }
+    hash.starts_with("$argon2") && PasswordHash::new(hash).is_ok()
 }
 
 /// Whether `hash` is what `hash` makes today (else a login replaces it).

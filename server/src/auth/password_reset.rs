@@ -3,8 +3,8 @@
 //! A token is issued by an operator (`server admin password-reset`, or `import` for accounts
 //! whose old password hash cannot be verified here) and handed to its user out of band. Only
 //! its SHA-256 is stored; it works once, until it expires. Using it sets the new password,
-//! ends every session of the account (whoever held them no longer should) and voids the
-//! account's other tokens, in one transaction. Must never store or log a token, and never
+//! ends every session and revokes every API key of the account (whoever held them no longer
+//! should) and voids the account's other tokens, in one transaction. Must never store or log a token, and never
 //! tell a wrong token from a used or expired one.
 
 use axum::extract::State;
@@ -48,12 +48,24 @@ pub async fn issue(db: &Db, user_id: Uuid, ttl_hours: u64) -> Result<Issued, Err
 
 /// A new token for each of `user_ids`, in order, in one transaction.
 pub async fn issue_many(db: &Db, user_ids: &[Uuid], ttl_hours: u64) -> Result<Vec<Issued>, Error> {
+    let mut tx = db.pool.begin().await?;
+    let issued = issue_in(&mut tx, user_ids, ttl_hours).await?;
+    tx.commit().await?;
+    Ok(issued)
+}
+
+/// `issue_many` inside the caller's transaction (the import creates accounts and their tokens
+/// together).
+pub async fn issue_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_ids: &[Uuid],
+    ttl_hours: u64,
+) -> Result<Vec<Issued>, Error> {
     let now = now_micros();
     let ttl_micros = i64::try_from(ttl_hours.min(RESET_TTL_MAX_HOURS) * 3_600_000_000)
         .map_err(Error::internal)?;
     let expires_at = now.saturating_add(ttl_micros);
     let mut issued = Vec::with_capacity(user_ids.len());
-    let mut tx = db.pool.begin().await?;
     for user_id in user_ids {
         let token = random_token();
         sqlx::query(
@@ -64,14 +76,13 @@ pub async fn issue_many(db: &Db, user_ids: &[Uuid], ttl_hours: u64) -> Result<Ve
         .bind(user_id.to_string())
         .bind(now)
         .bind(expires_at)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         issued.push(Issued {
             token,
             expires_at: rfc3339(expires_at),
         });
     }
-    tx.commit().await?;
     Ok(issued)
 }
 
@@ -160,8 +171,14 @@ pub(super) async fn reset(
     .bind(&user_id)
     .execute(&mut *tx)
     .await?;
+    sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(&user_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     let id = Uuid::parse_str(&user_id).map_err(Error::internal)?;
+    state.key_cache.forget_user(id);
     let user = crate::users::by_id(&state.db, id)
         .await?
         .ok_or(Error::NotFound)?;
