@@ -124,10 +124,9 @@ pub async fn backup(config: &Config, dir: &Path) -> Result<(), Failure> {
         Storage::Postgres(url) => {
             let file = dir.join(POSTGRES_FILE);
             run_tool(
-                Command::new("pg_dump")
+                postgres_tool("pg_dump", url)?
                     .args(["--format=custom", "--no-owner", "--file"])
-                    .arg(&file)
-                    .arg(url),
+                    .arg(&file),
             )?;
             // The archive must list the journal's data, or it cannot restore the exchange.
             let listing = run_tool(Command::new("pg_restore").arg("--list").arg(&file))?;
@@ -220,9 +219,8 @@ async fn restore_locked(
                 ));
             }
             run_tool(
-                Command::new("pg_restore")
-                    .args(["--no-owner", "--exit-on-error", "--dbname"])
-                    .arg(url)
+                postgres_tool("pg_restore", url)?
+                    .args(["--no-owner", "--exit-on-error"])
                     .arg(&source),
             )?;
         }
@@ -274,6 +272,47 @@ fn scratch_dir() -> Result<PathBuf, Failure> {
     let dir = std::env::temp_dir().join(format!("predex-verify-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).map_err(unavailable)?;
     Ok(dir)
+}
+
+/// A PostgreSQL client tool connecting to `url`: the password goes in its environment
+/// (`PGPASSWORD`), not in its arguments, which any user of the machine can list.
+fn postgres_tool(program: &str, url: &str) -> Result<Command, Failure> {
+    let mut parsed = reqwest::Url::parse(url)
+        .map_err(|error| Failure::Usage(format!("DATABASE_URL does not parse: {error}")))?;
+    let password = parsed.password().map(percent_decoded);
+    let _ = parsed.set_password(None);
+    let mut command = Command::new(program);
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    command.arg("--dbname").arg(parsed.as_str());
+    Ok(command)
+}
+
+/// A URL's percent-encoded part as the bytes it stands for.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok());
+        match (
+            bytes[i],
+            hex.and_then(|pair| u8::from_str_radix(pair, 16).ok()),
+        ) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Runs a PostgreSQL client tool; answers its standard output.

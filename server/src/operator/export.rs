@@ -45,6 +45,11 @@ async fn export_from(db: &Db, with_password_hashes: bool) -> Result<(), Failure>
             .execute(&mut *tx)
             .await
             .map_err(failed)?;
+        // The request pool's statement timeout is for requests; a whole table may take longer.
+        sqlx::query("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

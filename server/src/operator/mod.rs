@@ -147,7 +147,7 @@ enum Command {
     },
     /// Print users, balances, markets, positions and trades as JSON lines.
     Export {
-        /// Include users' password hashes (argon2), to move them to another install.
+        /// Include users' password hashes (argon2id; keep the file as secret as the database).
         #[arg(long)]
         with_password_hashes: bool,
     },

@@ -576,10 +576,27 @@ async fn an_import_of_ten_thousand_users_verifies_and_a_second_changes_nothing(b
         (Some(0), Some(0), Some(0), Some(0)),
         "{again}"
     );
+    // Every account waiting for a reset still holds a live token: none is issued twice.
+    assert_eq!(again["passwordResets"].as_u64(), Some(0), "{again}");
     let unchanged = admin(&db, &["verify"], None).await.json();
     assert_eq!(
         unchanged["lastSeq"], verified["lastSeq"],
         "a second import changed the journal"
+    );
+    // A position needs pairs, which a market the exchange has halted cannot make: refused
+    // before anything is written.
+    let halted = db.dir().join("halted.jsonl");
+    std::fs::write(
+        &halted,
+        r#"{"type":"position","email":"user1@example.com","market":"paused","yesShares":1}"#,
+    )
+    .expect("write the file");
+    let refused = admin(&db, &["import", &path_arg(&halted)], None).await;
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("line 1: market paused is HALTED"),
+        "{}",
+        refused.stderr
     );
 
     // What the file said, as the API serves it.
@@ -705,4 +722,36 @@ async fn a_malformed_import_lists_every_bad_record_and_writes_nothing(backend: B
         "{}",
         export.stdout
     );
+}
+
+/// PostgreSQL only: a SQLite lock ends only with its process.
+#[tokio::test]
+async fn a_server_whose_lock_session_ends_stops_before_another_can_start() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let (client, mut server) = first_run(&db).await;
+    let Storage::Postgres(url) = &db.storage else {
+        unreachable!("a PostgreSQL test database");
+    };
+    let admin = sqlx::AnyPool::connect(url).await.expect("connect");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_all(&admin)
+    .await
+    .expect("terminate the lock's session");
+    admin.close().await;
+    assert_eq!(ended, [true], "one session held the writer lock");
+    let status = server.exit_status(Duration::from_secs(10)).await;
+    assert!(!status.success(), "{status}");
+    assert!(
+        server.log_text().contains("the writer lock was lost"),
+        "{}",
+        server.log_text()
+    );
+    // Its successor takes the database over with everything.
+    let mut next = ServerProcess::start(&db, 1);
+    next.wait_ready(&client).await;
 }

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use engine::units::MICROS_PER_SHARE;
+use engine::units::{MICROS_PER_SHARE, TRANSFER_MICROS_MAX};
 use engine::{MarketId, Op, Outcome, UserId};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::json;
@@ -20,7 +20,7 @@ use crate::sequencer::Subject;
 use crate::users::Role;
 
 use super::check::{NewMarket, NewPosition, NewUser, Plan, Target};
-use super::{Failure, IMPORT_ACCOUNT_EMAIL};
+use super::{pairs_key, position_key, Failure, IMPORT_ACCOUNT_EMAIL};
 
 /// Stored instead of a password hash this server cannot check: no password matches it.
 const NO_PASSWORD: &str = "!reset-required";
@@ -164,23 +164,44 @@ async fn users(
         }
         query.execute(&mut *tx).await.map_err(unavailable)?;
     }
-    tx.commit().await.map_err(unavailable)?;
     tally.users_created = created.len();
-    let needing_reset: Vec<(Uuid, &Email)> = created
+    // Accounts created now without a usable hash, and those of the file an earlier run created
+    // whose token is gone (used up, expired, or printed by a run that was cut off): a token
+    // each, in the accounts' own transaction, so no account is left without one.
+    let mut needing_reset: Vec<(Uuid, String)> = created
         .iter()
         .filter(|(_, user)| user.password_hash.is_none())
-        .map(|(id, user)| (*id, &user.email))
+        .map(|(id, user)| (*id, user.email.as_str().to_owned()))
         .collect();
+    let in_file: HashSet<&str> = users.iter().map(|user| user.email.as_str()).collect();
+    let waiting: Vec<(String, String)> = sqlx::query_as(
+        "SELECT u.id, u.email FROM users u WHERE u.password_hash = $1 AND NOT EXISTS \
+         (SELECT 1 FROM password_resets r WHERE r.user_id = u.id AND r.used_at IS NULL \
+         AND r.expires_at > $2)",
+    )
+    .bind(NO_PASSWORD)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(unavailable)?;
+    let just_created: HashSet<Uuid> = created.iter().map(|(id, _)| *id).collect();
+    for (id, email) in waiting {
+        let id = Uuid::parse_str(&id).map_err(unavailable)?;
+        if in_file.contains(email.as_str()) && !just_created.contains(&id) {
+            needing_reset.push((id, email));
+        }
+    }
     let ids: Vec<Uuid> = needing_reset.iter().map(|(id, _)| *id).collect();
-    let issued = password_reset::issue_many(&state.db, &ids, reset_ttl_hours)
+    let issued = password_reset::issue_in(&mut tx, &ids, reset_ttl_hours)
         .await
         .map_err(unavailable)?;
+    tx.commit().await.map_err(unavailable)?;
     for ((_, email), issued) in needing_reset.iter().zip(issued) {
         println!(
             "{}",
             json!({
                 "type": "passwordReset",
-                "email": email.as_str(),
+                "email": email,
                 "token": issued.token,
                 "expiresAt": issued.expires_at,
             })
@@ -325,7 +346,7 @@ fn position_steps(
     market: MarketId,
     done: &HashSet<String>,
 ) -> Vec<Step> {
-    let key = format!("position:{}:{}", position.email.as_str(), position.slug);
+    let key = position_key(position.email.as_str(), &position.slug);
     let pairs = position.yes.max(position.no);
     let mut steps = vec![
         (
@@ -342,7 +363,7 @@ fn position_steps(
                 market,
                 qty: pairs,
             },
-            format!("{key}:pairs"),
+            pairs_key(position.email.as_str(), &position.slug),
             None,
         ),
     ];
@@ -434,12 +455,16 @@ async fn settle_import_account(state: &AppState, import_account: UserId) -> Resu
             .fetch_optional(&state.db.pool)
             .await
             .map_err(unavailable)?;
-    if let Some(amount_micros) = available.filter(|amount| *amount > 0) {
+    // In withdrawals the engine takes (at most TRANSFER_MICROS_MAX each).
+    let mut left = available.unwrap_or(0);
+    while left > 0 {
+        let amount_micros = left.min(TRANSFER_MICROS_MAX);
         let op = Op::Withdraw {
             user: import_account,
             amount_micros,
         };
         submit(state, op, format!("withdraw:{}", Uuid::new_v4()), None).await?;
+        left -= amount_micros;
     }
     Ok(())
 }

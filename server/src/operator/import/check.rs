@@ -12,7 +12,7 @@ use crate::domain::{parse_transfer_amount, Email, FullName};
 use crate::markets;
 use crate::users::Role;
 
-use super::{Bad, IMPORT_ACCOUNT_EMAIL};
+use super::{pairs_key, Bad, Existing, IMPORT_ACCOUNT_EMAIL};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -154,7 +154,11 @@ pub(super) struct Lines {
 
 pub(super) enum Reference {
     User(String),
-    Market(String),
+    /// The market of a position: its slug, and the key of the step that needs it open.
+    Market {
+        slug: String,
+        pairs_key: String,
+    },
 }
 
 /// Reads and checks every line; answers the plan and every bad record.
@@ -192,7 +196,7 @@ pub(super) fn check(text: &str) -> (Plan, Lines, Vec<Bad>) {
     }
     // A position in a market the file resolves would be paid out before it arrived.
     for (line, reference) in &lines.references {
-        if let Reference::Market(slug) = reference {
+        if let Reference::Market { slug, .. } = reference {
             if let Some((_, Target::Resolved(_))) = lines.markets.get(slug) {
                 bad.push(Bad(
                     *line,
@@ -334,9 +338,13 @@ fn check_position(
     lines
         .references
         .push((line, Reference::User(email.as_str().to_owned())));
-    lines
-        .references
-        .push((line, Reference::Market(slug.clone())));
+    lines.references.push((
+        line,
+        Reference::Market {
+            slug: slug.clone(),
+            pairs_key: pairs_key(email.as_str(), &slug),
+        },
+    ));
     plan.positions.push(NewPosition {
         email,
         slug,
@@ -367,12 +375,9 @@ fn cost(raw: Option<&str>, shares: u64, field: &'static str) -> Result<Option<i6
     if shares == 0 {
         return Err(format!("{field}: no shares to cost"));
     }
-    if raw
-        .trim_start_matches('0')
-        .trim_start_matches('.')
-        .trim_matches('0')
-        .is_empty()
-    {
+    let (whole, fraction) = raw.split_once('.').unwrap_or((raw, "0"));
+    let digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    if digits(whole) && digits(fraction) && raw.bytes().all(|b| b == b'0' || b == b'.') {
         return Ok(Some(0));
     }
     parse_transfer_amount(raw, field)
@@ -380,34 +385,36 @@ fn cost(raw: Option<&str>, shares: u64, field: &'static str) -> Result<Option<i6
         .map_err(|error| error.to_string())
 }
 
-/// Emails and slugs the file names but does not introduce must exist already.
-pub(super) fn check_references(
-    lines: &Lines,
-    emails: &HashSet<String>,
-    slugs: &HashMap<String, String>,
-) -> Vec<Bad> {
+/// Emails and slugs the file names but does not introduce must exist already, and a position
+/// not yet split into pairs needs its market open.
+pub(super) fn check_references(lines: &Lines, existing: &Existing) -> Vec<Bad> {
     let mut bad = Vec::new();
     for (line, reference) in &lines.references {
         match reference {
             Reference::User(email) => {
-                if !lines.users.contains_key(email) && !emails.contains(email) {
+                if !lines.users.contains_key(email) && !existing.emails.contains(email) {
                     bad.push(Bad(
                         *line,
                         format!("no user {email} in the file or the exchange"),
                     ));
                 }
             }
-            Reference::Market(slug) => {
-                if lines.markets.contains_key(slug) {
-                    continue;
-                }
-                match slugs.get(slug).map(String::as_str) {
+            // Pairs are split only in an open market: one the file creates is open until the
+            // import moves it on; one already on the exchange must be open now, unless this
+            // position's pairs were made by an earlier run.
+            Reference::Market { slug, pairs_key } => {
+                match existing.markets.get(slug).map(String::as_str) {
+                    None if lines.markets.contains_key(slug) => {}
                     None => bad.push(Bad(
                         *line,
                         format!("no market {slug} in the file or the exchange"),
                     )),
-                    Some("RESOLVED") => bad.push(Bad(*line, format!("market {slug} is resolved"))),
-                    Some(_) => {}
+                    Some("OPEN") => {}
+                    Some(_) if existing.applied.contains(pairs_key) => {}
+                    Some(state) => bad.push(Bad(
+                        *line,
+                        format!("market {slug} is {state} on the exchange: positions need it OPEN"),
+                    )),
                 }
             }
         }

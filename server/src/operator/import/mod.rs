@@ -37,8 +37,8 @@ pub async fn import(config: &Config, file: &Path, reset_ttl_hours: u64) -> Resul
     let text = std::fs::read_to_string(file)
         .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", file.display())))?;
     let (plan, lines, mut bad) = check(&text);
-    let (emails, slugs) = existing_names(config).await?;
-    bad.extend(check_references(&lines, &emails, &slugs));
+    let existing = existing_names(config).await?;
+    bad.extend(check_references(&lines, &existing));
     if !bad.is_empty() {
         bad.sort_by_key(|Bad(line, _)| *line);
         return Err(refuse(bad));
@@ -58,29 +58,50 @@ pub async fn import(config: &Config, file: &Path, reset_ttl_hours: u64) -> Resul
     Ok(())
 }
 
-/// The emails and market slugs (with their states) already on the exchange, read without
-/// writing anything (a database not created yet has none).
-async fn existing_names(
-    config: &Config,
-) -> Result<(HashSet<String>, HashMap<String, String>), Failure> {
+/// What the exchange already holds that the file may name.
+#[derive(Default)]
+struct Existing {
+    emails: HashSet<String>,
+    /// Market slug -> state.
+    markets: HashMap<String, String>,
+    /// Import records already applied (their keys).
+    applied: HashSet<String>,
+}
+
+/// Read without writing anything (a database not created yet has none of it).
+async fn existing_names(config: &Config) -> Result<Existing, Failure> {
     if let crate::config::Storage::Sqlite(path) = &config.storage {
         if !path.exists() {
-            return Ok(Default::default());
+            return Ok(Existing::default());
         }
     }
     let db = Db::connect(&config.storage, 1).await.map_err(unavailable)?;
     let emails = sqlx::query_scalar::<_, String>("SELECT email FROM users")
         .fetch_all(&db.pool)
         .await;
-    let slugs = sqlx::query_as::<_, (String, String)>("SELECT slug, state FROM markets")
+    let markets = sqlx::query_as::<_, (String, String)>("SELECT slug, state FROM markets")
+        .fetch_all(&db.pool)
+        .await;
+    let applied = sqlx::query_scalar::<_, String>("SELECT record_key FROM imported_records")
         .fetch_all(&db.pool)
         .await;
     db.pool.close().await;
-    // No tables yet: an exchange that never started.
-    Ok((
-        emails.unwrap_or_default().into_iter().collect(),
-        slugs.unwrap_or_default().into_iter().collect(),
-    ))
+    // No tables yet: an exchange that never started (or from before imports).
+    Ok(Existing {
+        emails: emails.unwrap_or_default().into_iter().collect(),
+        markets: markets.unwrap_or_default().into_iter().collect(),
+        applied: applied.unwrap_or_default().into_iter().collect(),
+    })
+}
+
+/// The key every command of a position record starts with.
+fn position_key(email: &str, slug: &str) -> String {
+    format!("position:{email}:{slug}")
+}
+
+/// The step of a position record that needs its market open (splitting pairs).
+fn pairs_key(email: &str, slug: &str) -> String {
+    format!("{}:pairs", position_key(email, slug))
 }
 
 fn refuse(bad: Vec<Bad>) -> Failure {
