@@ -1,7 +1,9 @@
--- What `server admin import` has applied: one row per import record, written in the same
--- transaction as the command that applied it, so running the import again skips it.
+-- What `server admin import` has applied: one row per command of an import record, written in
+-- the same transaction as the command, so running the import again skips it; the digest of the
+-- record's values tells a record changed since (refused) from the same record (skipped).
 CREATE TABLE imported_records (
     record_key TEXT PRIMARY KEY,
+    digest     TEXT NOT NULL,
     seq        BIGINT NOT NULL
 );
 

@@ -73,12 +73,14 @@ pub enum Subject {
     },
     /// A `Deposit` the caller took from the dev faucet (the transfer is labelled FAUCET).
     Faucet,
-    /// A command of `server admin import`: the import record it applies (kept with the commit,
-    /// so the import run again skips it) and, for a share transfer, what the receiver pays
-    /// for the shares in its cost basis (default: the giver's average cost).
+    /// A command of `server admin import`: the import record it applies and the digest of the
+    /// record's values (kept with the commit, so the import run again skips it, and refuses a
+    /// record changed since) and, for a share transfer, what the receiver pays for the shares
+    /// in its cost basis (default: the giver's average cost).
     #[serde(rename_all = "camelCase")]
     Import {
         key: String,
+        digest: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cost_micros: Option<i64>,
     },

@@ -155,7 +155,7 @@ pub(super) struct Builder<'a> {
     conversions: Vec<Vec<Value>>,
     /// Idempotency keys whose command this batch commits: (user, key, seq, outcome JSON).
     keyed: Vec<Vec<Value>>,
-    /// Import records this batch applies: (record key, seq).
+    /// Import records this batch applies: (record key, digest, seq).
     imported: Vec<Vec<Value>>,
 }
 
@@ -221,9 +221,13 @@ impl<'a> Builder<'a> {
     /// and the import record it applied.
     pub(super) fn command_end(&mut self, entry: &Entry) -> Result<(), CommitError> {
         let seq = int(entry.seq)?;
-        if let (Some(Subject::Import { key, .. }), Ok(())) = (&entry.subject, entry.result) {
-            self.imported
-                .push(vec![Value::Text(key.clone()), Value::Int(seq)]);
+        if let (Some(Subject::Import { key, digest, .. }), Ok(())) = (&entry.subject, entry.result)
+        {
+            self.imported.push(vec![
+                Value::Text(key.clone()),
+                Value::Text(digest.clone()),
+                Value::Int(seq),
+            ]);
         }
         if let Some(key) = &entry.key {
             let outcome = keyed::outcome_json(entry)
@@ -525,7 +529,7 @@ impl<'a> Builder<'a> {
         // The import checks its records against this table before sending them; a record
         // sent twice anyway must not fail the commit.
         out.insert(
-            "imported_records (record_key, seq)",
+            "imported_records (record_key, digest, seq)",
             " ON CONFLICT (record_key) DO NOTHING",
             self.imported,
         );

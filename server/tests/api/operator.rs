@@ -95,6 +95,16 @@ fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// The first run of the binary on `db`, ready, with a client for its API.
+async fn running(db: &TestDb) -> (ServerProcess, Api) {
+    let (client, server) = first_run(db).await;
+    let api = Api {
+        client,
+        base: server.base.clone(),
+    };
+    (server, api)
+}
+
 /// Waits until no process holds `db`'s writer lock (a killed server's PostgreSQL session ends
 /// a moment after the process).
 async fn wait_unlocked(db: &TestDb) {
@@ -182,11 +192,7 @@ async fn the_operator_runs_the_exchange_stopped_and_running(backend: Backend) {
     );
 
     // Running: the same commands go through the server, which sees them at once.
-    let (client, mut server) = first_run(&db).await;
-    let api = Api {
-        client,
-        base: server.base.clone(),
-    };
+    let (mut server, api) = running(&db).await;
     let ops = api.login(OPS_EMAIL, OPS_PASSWORD).await;
     assert_eq!(total(&api, &ops).await, "250.50");
     let url = server.base.clone();
@@ -293,11 +299,7 @@ async fn backup_and_restore_carry_the_exchange_to_an_empty_database(backend: Bac
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let (client, mut server) = first_run(&db).await;
-    let api = Api {
-        client,
-        base: server.base.clone(),
-    };
+    let (mut server, api) = running(&db).await;
     let admin_token = api.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let market = api.market(&admin_token, "snow").await;
     let ann = api.trader(&admin_token, "ann@example.com").await;
@@ -409,11 +411,7 @@ async fn verify_names_what_differs_from_the_journal(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
-    let (client, mut server) = first_run(&db).await;
-    let api = Api {
-        client,
-        base: server.base.clone(),
-    };
+    let (mut server, api) = running(&db).await;
     let admin_token = api.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let market = api.market(&admin_token, "hail").await;
     let ann = api.trader(&admin_token, "ann@example.com").await;
@@ -583,28 +581,34 @@ async fn an_import_of_ten_thousand_users_verifies_and_a_second_changes_nothing(b
         unchanged["lastSeq"], verified["lastSeq"],
         "a second import changed the journal"
     );
-    // A position needs pairs, which a market the exchange has halted cannot make: refused
-    // before anything is written.
-    let halted = db.dir().join("halted.jsonl");
-    std::fs::write(
-        &halted,
+    // Refused before anything is written: a position needs pairs, which a market the exchange
+    // has halted cannot make; a balance or position applied before comes back changed (the
+    // same records, spaced and ordered otherwise, are the same).
+    let later = db.dir().join("later.jsonl");
+    let lines = [
         r#"{"type":"position","email":"user1@example.com","market":"paused","yesShares":1}"#,
-    )
-    .expect("write the file");
-    let refused = admin(&db, &["import", &path_arg(&halted)], None).await;
+        r#"{"type":"balance","email":"user0@example.com","amount":"1.01"}"#,
+        r#"{"type":"position","email":"user0@example.com","market":"btc-50k","yesShares":2,"yesCost":"0.00"}"#,
+        r#"{ "amount": "2.01", "email": "user1@example.com", "type": "balance" }"#,
+    ];
+    std::fs::write(&later, lines.join("\n")).expect("write the file");
+    let refused = admin(&db, &["import", &path_arg(&later)], None).await;
     assert_eq!(refused.code, 1, "{}", refused.stdout);
-    assert!(
-        refused.stderr.contains("line 1: market paused is HALTED"),
-        "{}",
-        refused.stderr
-    );
+    for expected in [
+        "line 1: market paused is HALTED",
+        "line 2: the balance of user0@example.com was imported with another amount",
+        "line 3: the position of user0@example.com in btc-50k was imported with other values",
+    ] {
+        assert!(
+            refused.stderr.contains(expected),
+            "{expected}: {}",
+            refused.stderr
+        );
+    }
+    assert!(!refused.stderr.contains("line 4"), "{}", refused.stderr);
 
     // What the file said, as the API serves it.
-    let (client, _server) = first_run(&db).await;
-    let api = Api {
-        client,
-        base: _server.base.clone(),
-    };
+    let (_server, api) = running(&db).await;
     let argon2_user = api
         .login("user0@example.com", crate::helpers::PASSWORD)
         .await;

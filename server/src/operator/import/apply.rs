@@ -20,7 +20,7 @@ use crate::sequencer::Subject;
 use crate::users::Role;
 
 use super::check::{NewMarket, NewPosition, NewUser, Plan, Target};
-use super::{pairs_key, position_key, Failure, IMPORT_ACCOUNT_EMAIL};
+use super::{balance_key, position_step_keys, Failure, IMPORT_ACCOUNT_EMAIL};
 
 /// Stored instead of a password hash this server cannot check: no password matches it.
 const NO_PASSWORD: &str = "!reset-required";
@@ -61,28 +61,29 @@ pub(super) async fn apply(
     let mut accounts = users(state, &plan.users, reset_ttl_hours, &mut tally).await?;
     let import_account = import_account(state).await?;
     let market_ids = create_markets(state, &plan.markets, &mut tally).await?;
-    for (email, _) in &plan.balances {
-        known_account(state, &mut accounts, email).await?;
+    for balance in &plan.balances {
+        known_account(state, &mut accounts, &balance.email).await?;
     }
     for position in &plan.positions {
         known_account(state, &mut accounts, &position.email).await?;
     }
     let mut steps = Vec::new();
-    for (email, amount_micros) in &plan.balances {
-        let key = format!("balance:{}", email.as_str());
+    for balance in &plan.balances {
+        let key = balance_key(balance.email.as_str());
         if done.contains(&key) {
             tally.records_skipped += 1;
             continue;
         }
-        let user = accounts[email.as_str()];
-        steps.push(vec![(
-            Op::Deposit {
+        let user = accounts[balance.email.as_str()];
+        steps.push(vec![Step {
+            op: Op::Deposit {
                 user,
-                amount_micros: *amount_micros,
+                amount_micros: balance.amount_micros,
             },
             key,
-            None,
-        )]);
+            digest: balance.digest.clone(),
+            cost_micros: None,
+        }]);
         tally.balances_applied += 1;
     }
     for position in &plan.positions {
@@ -334,8 +335,15 @@ async fn existing_market(state: &AppState, slug: &str) -> Result<MarketId, Failu
         .ok_or_else(|| unavailable(format!("market {slug} vanished")))
 }
 
-/// One command of a record: the op, its key, and the cost a transfer's receiver pays.
-type Step = (Op, String, Option<i64>);
+/// One command of a record.
+struct Step {
+    op: Op,
+    key: String,
+    /// The record's digest, committed with the key.
+    digest: String,
+    /// What a transfer's receiver pays for the shares (its cost basis).
+    cost_micros: Option<i64>,
+}
 
 /// A position's commands not yet applied: collateral into the import account, pairs, then the
 /// holder's shares of each outcome.
@@ -346,46 +354,49 @@ fn position_steps(
     market: MarketId,
     done: &HashSet<String>,
 ) -> Vec<Step> {
-    let key = position_key(position.email.as_str(), &position.slug);
-    let pairs = position.yes.max(position.no);
+    let [collateral, pairs, yes, no] = position_step_keys(position.email.as_str(), &position.slug);
+    let qty = position.yes.max(position.no);
+    let step = |op, key, cost_micros| Step {
+        op,
+        key,
+        digest: position.digest.clone(),
+        cost_micros,
+    };
     let mut steps = vec![
-        (
+        step(
             Op::Deposit {
                 user: import_account,
-                amount_micros: pairs as i64 * MICROS_PER_SHARE,
+                amount_micros: qty as i64 * MICROS_PER_SHARE,
             },
-            format!("{key}:collateral"),
+            collateral,
             None,
         ),
-        (
+        step(
             Op::Split {
                 user: import_account,
                 market,
-                qty: pairs,
+                qty,
             },
-            pairs_key(position.email.as_str(), &position.slug),
+            pairs,
             None,
         ),
     ];
-    for (outcome, qty, cost, name) in [
-        (Outcome::Yes, position.yes, position.yes_cost_micros, "yes"),
-        (Outcome::No, position.no, position.no_cost_micros, "no"),
+    for (outcome, qty, cost, key) in [
+        (Outcome::Yes, position.yes, position.yes_cost_micros, yes),
+        (Outcome::No, position.no, position.no_cost_micros, no),
     ] {
         if qty > 0 {
-            steps.push((
-                Op::TransferShares {
-                    from: import_account,
-                    to: user,
-                    market,
-                    outcome,
-                    qty,
-                },
-                format!("{key}:{name}"),
-                cost,
-            ));
+            let op = Op::TransferShares {
+                from: import_account,
+                to: user,
+                market,
+                outcome,
+                qty,
+            };
+            steps.push(step(op, key, cost));
         }
     }
-    steps.retain(|(_, key, _)| !done.contains(key));
+    steps.retain(|step| !done.contains(&step.key));
     steps
 }
 
@@ -393,8 +404,8 @@ fn position_steps(
 async fn run_steps(state: &AppState, records: Vec<Vec<Step>>) -> Result<(), Failure> {
     stream::iter(records)
         .map(|steps| async move {
-            for (op, key, cost_micros) in steps {
-                submit(state, op, key, cost_micros).await?;
+            for step in steps {
+                submit(state, step).await?;
             }
             Ok::<(), Failure>(())
         })
@@ -403,14 +414,16 @@ async fn run_steps(state: &AppState, records: Vec<Vec<Step>>) -> Result<(), Fail
         .await
 }
 
-async fn submit(
-    state: &AppState,
-    op: Op,
-    key: String,
-    cost_micros: Option<i64>,
-) -> Result<(), Failure> {
+async fn submit(state: &AppState, step: Step) -> Result<(), Failure> {
+    let Step {
+        op,
+        key,
+        digest,
+        cost_micros,
+    } = step;
     let subject = Subject::Import {
         key: key.clone(),
+        digest,
         cost_micros,
     };
     let applied = state
@@ -447,7 +460,7 @@ async fn settle_import_account(state: &AppState, import_account: UserId) -> Resu
         // What is there to merge is the import account's state, not a record: each run merges
         // what its own positions left (a unique key, so none is ever skipped).
         let key = format!("merge:{}:{}", market.0, Uuid::new_v4());
-        submit(state, op, key, None).await?;
+        submit(state, import_account_step(op, key)).await?;
     }
     let available: Option<i64> =
         sqlx::query_scalar("SELECT available_micros FROM accounts WHERE engine_user_id = $1")
@@ -463,10 +476,21 @@ async fn settle_import_account(state: &AppState, import_account: UserId) -> Resu
             user: import_account,
             amount_micros,
         };
-        submit(state, op, format!("withdraw:{}", Uuid::new_v4()), None).await?;
+        let key = format!("withdraw:{}", Uuid::new_v4());
+        submit(state, import_account_step(op, key)).await?;
         left -= amount_micros;
     }
     Ok(())
+}
+
+/// A command of the import account's own, which no record asked for.
+fn import_account_step(op: Op, key: String) -> Step {
+    Step {
+        op,
+        key,
+        digest: "import-account".to_owned(),
+        cost_micros: None,
+    }
 }
 
 /// Moves a market on to the state the file gives it (never back).

@@ -12,7 +12,9 @@ use crate::domain::{parse_transfer_amount, Email, FullName};
 use crate::markets;
 use crate::users::Role;
 
-use super::{pairs_key, Bad, Existing, IMPORT_ACCOUNT_EMAIL};
+use super::{
+    balance_key, digest, pairs_key, position_step_keys, Bad, Existing, IMPORT_ACCOUNT_EMAIL,
+};
 
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "camelCase")]
@@ -105,7 +107,7 @@ fn rate_default() -> String {
 #[derive(Default)]
 pub(super) struct Plan {
     pub(super) users: Vec<NewUser>,
-    pub(super) balances: Vec<(Email, i64)>,
+    pub(super) balances: Vec<NewBalance>,
     pub(super) markets: Vec<NewMarket>,
     pub(super) positions: Vec<NewPosition>,
 }
@@ -116,6 +118,13 @@ pub(super) struct NewUser {
     /// `None`: cannot be checked here; the account gets a reset token.
     pub(super) password_hash: Option<String>,
     pub(super) role: Role,
+}
+
+pub(super) struct NewBalance {
+    pub(super) line: usize,
+    pub(super) email: Email,
+    pub(super) amount_micros: i64,
+    pub(super) digest: String,
 }
 
 pub(super) struct NewMarket {
@@ -134,6 +143,8 @@ pub(super) enum Target {
 }
 
 pub(super) struct NewPosition {
+    pub(super) line: usize,
+    pub(super) digest: String,
     pub(super) email: Email,
     pub(super) slug: String,
     pub(super) yes: u64,
@@ -259,7 +270,12 @@ fn check_balance(
     lines
         .references
         .push((line, Reference::User(email.as_str().to_owned())));
-    plan.balances.push((email, amount));
+    plan.balances.push(NewBalance {
+        line,
+        digest: digest(&format!("balance {} {amount}", email.as_str())),
+        email,
+        amount_micros: amount,
+    });
     Ok(())
 }
 
@@ -345,7 +361,15 @@ fn check_position(
             pairs_key: pairs_key(email.as_str(), &slug),
         },
     ));
+    let values = format!(
+        "position {} {slug} {} {} {yes_cost_micros:?} {no_cost_micros:?}",
+        email.as_str(),
+        record.yes_shares,
+        record.no_shares
+    );
     plan.positions.push(NewPosition {
+        line,
+        digest: digest(&values),
         email,
         slug,
         yes: record.yes_shares,
@@ -410,13 +434,52 @@ pub(super) fn check_references(lines: &Lines, existing: &Existing) -> Vec<Bad> {
                         format!("no market {slug} in the file or the exchange"),
                     )),
                     Some("OPEN") => {}
-                    Some(_) if existing.applied.contains(pairs_key) => {}
+                    Some(_) if existing.applied.contains_key(pairs_key) => {}
                     Some(state) => bad.push(Bad(
                         *line,
                         format!("market {slug} is {state} on the exchange: positions need it OPEN"),
                     )),
                 }
             }
+        }
+    }
+    bad
+}
+
+/// A record an earlier run applied must come back with the same values: an import does not
+/// correct what it applied (a changed balance would be deposited twice, or not at all).
+pub(super) fn check_applied(plan: &Plan, existing: &Existing) -> Vec<Bad> {
+    let changed = |key: &String, digest: &str| {
+        existing
+            .applied
+            .get(key)
+            .is_some_and(|applied| applied != digest)
+    };
+    let mut bad = Vec::new();
+    for balance in &plan.balances {
+        if changed(&balance_key(balance.email.as_str()), &balance.digest) {
+            bad.push(Bad(
+                balance.line,
+                format!(
+                    "the balance of {} was imported with another amount; an import does not \
+                     change it (use server admin deposit)",
+                    balance.email.as_str()
+                ),
+            ));
+        }
+    }
+    for position in &plan.positions {
+        let keys = position_step_keys(position.email.as_str(), &position.slug);
+        if keys.iter().any(|key| changed(key, &position.digest)) {
+            bad.push(Bad(
+                position.line,
+                format!(
+                    "the position of {} in {} was imported with other values; an import does \
+                     not change it",
+                    position.email.as_str(),
+                    position.slug
+                ),
+            ));
         }
     }
     bad

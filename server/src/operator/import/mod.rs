@@ -25,7 +25,7 @@ use crate::db::Db;
 use super::reach::Exchange;
 use super::Failure;
 use apply::{apply, unavailable};
-use check::{check, check_references};
+use check::{check, check_applied, check_references};
 
 /// The account positions are transferred from; never logs in.
 pub const IMPORT_ACCOUNT_EMAIL: &str = "import@predex.invalid";
@@ -39,6 +39,7 @@ pub async fn import(config: &Config, file: &Path, reset_ttl_hours: u64) -> Resul
     let (plan, lines, mut bad) = check(&text);
     let existing = existing_names(config).await?;
     bad.extend(check_references(&lines, &existing));
+    bad.extend(check_applied(&plan, &existing));
     if !bad.is_empty() {
         bad.sort_by_key(|Bad(line, _)| *line);
         return Err(refuse(bad));
@@ -64,8 +65,8 @@ struct Existing {
     emails: HashSet<String>,
     /// Market slug -> state.
     markets: HashMap<String, String>,
-    /// Import records already applied (their keys).
-    applied: HashSet<String>,
+    /// Commands of import records already applied: key -> the record's digest.
+    applied: HashMap<String, String>,
 }
 
 /// Read without writing anything (a database not created yet has none of it).
@@ -82,9 +83,10 @@ async fn existing_names(config: &Config) -> Result<Existing, Failure> {
     let markets = sqlx::query_as::<_, (String, String)>("SELECT slug, state FROM markets")
         .fetch_all(&db.pool)
         .await;
-    let applied = sqlx::query_scalar::<_, String>("SELECT record_key FROM imported_records")
-        .fetch_all(&db.pool)
-        .await;
+    let applied =
+        sqlx::query_as::<_, (String, String)>("SELECT record_key, digest FROM imported_records")
+            .fetch_all(&db.pool)
+            .await;
     db.pool.close().await;
     // No tables yet: an exchange that never started (or from before imports).
     Ok(Existing {
@@ -94,9 +96,35 @@ async fn existing_names(config: &Config) -> Result<Existing, Failure> {
     })
 }
 
+/// The key of a balance record's deposit.
+fn balance_key(email: &str) -> String {
+    format!("balance:{email}")
+}
+
 /// The key every command of a position record starts with.
 fn position_key(email: &str, slug: &str) -> String {
     format!("position:{email}:{slug}")
+}
+
+/// The keys of a position record's commands, in the order they run.
+fn position_step_keys(email: &str, slug: &str) -> [String; 4] {
+    let key = position_key(email, slug);
+    [
+        format!("{key}:collateral"),
+        pairs_key(email, slug),
+        format!("{key}:yes"),
+        format!("{key}:no"),
+    ]
+}
+
+/// A record's values, fingerprinted (SHA-256, 32 hex digits): the same values give the same
+/// digest whatever the line's spacing or field order.
+fn digest(values: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(values.as_bytes())[..16]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// The step of a position record that needs its market open (splitting pairs).
