@@ -40,22 +40,16 @@ pub struct Issued {
 
 /// A new token for `user_id`, working for `ttl_hours` (at most `RESET_TTL_MAX_HOURS`).
 pub async fn issue(db: &Db, user_id: Uuid, ttl_hours: u64) -> Result<Issued, Error> {
-    let mut issued = issue_many(db, &[user_id], ttl_hours).await?;
+    let mut tx = db.pool.begin().await?;
+    let mut issued = issue_in(&mut tx, &[user_id], ttl_hours).await?;
+    tx.commit().await?;
     issued
         .pop()
         .ok_or_else(|| Error::internal("no token issued"))
 }
 
-/// A new token for each of `user_ids`, in order, in one transaction.
-pub async fn issue_many(db: &Db, user_ids: &[Uuid], ttl_hours: u64) -> Result<Vec<Issued>, Error> {
-    let mut tx = db.pool.begin().await?;
-    let issued = issue_in(&mut tx, user_ids, ttl_hours).await?;
-    tx.commit().await?;
-    Ok(issued)
-}
-
-/// `issue_many` inside the caller's transaction (the import creates accounts and their tokens
-/// together).
+/// A new token for each of `user_ids`, in order, inside the caller's transaction (the import
+/// creates accounts and their tokens together).
 pub async fn issue_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_ids: &[Uuid],

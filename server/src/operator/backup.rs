@@ -20,7 +20,7 @@ use crate::domain::rfc3339;
 use crate::sequencer::{self, Verification};
 use crate::writer_lock::{LockError, WriterLock};
 
-use super::{print_json, Failure};
+use super::{print_json, require_database, Failure};
 
 const MANIFEST: &str = "backup.json";
 const SQLITE_FILE: &str = "predex.sqlite";
@@ -39,17 +39,9 @@ struct Manifest {
     state_hash: Option<String>,
 }
 
-fn unavailable(error: impl std::fmt::Display) -> Failure {
-    Failure::Unavailable(error.to_string())
-}
-
 /// `verify` on the configured database.
 pub async fn verify_configured(config: &Config) -> Result<(), Failure> {
-    if let Storage::Sqlite(path) = &config.storage {
-        if !path.exists() {
-            return Err(Failure::Usage(format!("{} does not exist", path.display())));
-        }
-    }
+    require_database(&config.storage)?;
     match WriterLock::acquire(&config.storage, Duration::ZERO).await {
         Ok(lock) => {
             let verified = verify_storage(&config.storage).await;
@@ -76,17 +68,19 @@ pub async fn verify_configured(config: &Config) -> Result<(), Failure> {
                     .to_owned(),
             )),
         },
-        Err(error) => Err(unavailable(error)),
+        Err(error) => Err(Failure::unavailable(error)),
     }
 }
 
 async fn verify_storage(storage: &Storage) -> Result<Verification, Failure> {
-    let db = Db::connect(storage, 2).await.map_err(unavailable)?;
+    let db = Db::connect(storage, 2)
+        .await
+        .map_err(Failure::unavailable)?;
     let verified = sequencer::verify(&db).await;
     db.pool.close().await;
     verified.map_err(|error| match error {
         sequencer::RecoveryError::Mismatch(why) => Failure::Differs(why),
-        other => unavailable(other),
+        other => Failure::unavailable(other),
     })
 }
 
@@ -145,9 +139,9 @@ pub async fn backup(config: &Config, dir: &Path) -> Result<(), Failure> {
             }
         }
     };
-    let text = serde_json::to_string_pretty(&manifest).map_err(unavailable)?;
-    std::fs::write(dir.join(MANIFEST), text).map_err(unavailable)?;
-    print_json(&serde_json::to_value(&manifest).map_err(unavailable)?);
+    let text = serde_json::to_string_pretty(&manifest).map_err(Failure::unavailable)?;
+    std::fs::write(dir.join(MANIFEST), text).map_err(Failure::unavailable)?;
+    print_json(&serde_json::to_value(&manifest).map_err(Failure::unavailable)?);
     Ok(())
 }
 
@@ -194,23 +188,25 @@ async fn restore_locked(
                 )));
             }
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(unavailable)?;
+                std::fs::create_dir_all(parent).map_err(Failure::unavailable)?;
             }
             let partial = PathBuf::from(format!("{}.restoring", path.display()));
-            std::fs::copy(&source, &partial).map_err(unavailable)?;
+            std::fs::copy(&source, &partial).map_err(Failure::unavailable)?;
             std::fs::File::open(&partial)
                 .and_then(|file| file.sync_all())
-                .map_err(unavailable)?;
-            std::fs::rename(&partial, path).map_err(unavailable)?;
+                .map_err(Failure::unavailable)?;
+            std::fs::rename(&partial, path).map_err(Failure::unavailable)?;
         }
         (Storage::Postgres(url), "postgres") => {
-            let db = Db::connect(&config.storage, 1).await.map_err(unavailable)?;
+            let db = Db::connect(&config.storage, 1)
+                .await
+                .map_err(Failure::unavailable)?;
             let tables: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
             )
             .fetch_one(&db.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(Failure::unavailable)?;
             db.pool.close().await;
             if tables > 0 {
                 return Err(Failure::Usage(
@@ -231,34 +227,35 @@ async fn restore_locked(
         }
     }
     // A backup from an older server gets this one's migrations before it is checked.
-    let db = Db::connect(&config.storage, 2).await.map_err(unavailable)?;
+    let db = Db::connect(&config.storage, 2)
+        .await
+        .map_err(Failure::unavailable)?;
     let migrated = db.migrate().await;
     db.pool.close().await;
-    migrated.map_err(unavailable)?;
+    migrated.map_err(Failure::unavailable)?;
     verify_storage(&config.storage).await
 }
 
 /// `VACUUM INTO`: a consistent copy of a database that may be in use.
 async fn copy_sqlite(path: &Path, copy: &Path) -> Result<(), Failure> {
-    if !path.exists() {
-        return Err(Failure::Usage(format!("{} does not exist", path.display())));
-    }
-    let db = Db::connect(&Storage::Sqlite(path.to_owned()), 1)
+    let storage = Storage::Sqlite(path.to_owned());
+    require_database(&storage)?;
+    let db = Db::connect(&storage, 1)
         .await
-        .map_err(unavailable)?;
+        .map_err(Failure::unavailable)?;
     let copied = sqlx::query("VACUUM INTO $1")
         .bind(copy.display().to_string())
         .execute(&db.pool)
         .await;
     db.pool.close().await;
-    copied.map_err(unavailable)?;
+    copied.map_err(Failure::unavailable)?;
     Ok(())
 }
 
 /// `dir`, created if missing; refused if it holds anything.
 fn empty_dir(dir: &Path) -> Result<(), Failure> {
-    std::fs::create_dir_all(dir).map_err(unavailable)?;
-    let mut entries = std::fs::read_dir(dir).map_err(unavailable)?;
+    std::fs::create_dir_all(dir).map_err(Failure::unavailable)?;
+    let mut entries = std::fs::read_dir(dir).map_err(Failure::unavailable)?;
     if entries.next().is_some() {
         return Err(Failure::Usage(format!(
             "{} is not empty: back up into a new directory",
@@ -270,7 +267,7 @@ fn empty_dir(dir: &Path) -> Result<(), Failure> {
 
 fn scratch_dir() -> Result<PathBuf, Failure> {
     let dir = std::env::temp_dir().join(format!("predex-verify-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).map_err(unavailable)?;
+    std::fs::create_dir_all(&dir).map_err(Failure::unavailable)?;
     Ok(dir)
 }
 

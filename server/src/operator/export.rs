@@ -16,40 +16,34 @@ use crate::config::Config;
 use crate::db::{Backend, Db};
 use crate::domain::{format_cash, format_price, format_rate, rfc3339};
 
-use super::Failure;
+use super::{require_database, Failure};
 
 type Lines<'a> = std::io::BufWriter<std::io::StdoutLock<'a>>;
 /// A row as its record line (the flag: with password hashes).
 type Record = fn(&AnyRow, bool) -> Result<Value, sqlx::Error>;
 
-fn failed(error: impl std::fmt::Display) -> Failure {
-    Failure::Unavailable(error.to_string())
-}
-
 pub async fn export(config: &Config, with_password_hashes: bool) -> Result<(), Failure> {
-    if let crate::config::Storage::Sqlite(path) = &config.storage {
-        if !path.exists() {
-            return Err(Failure::Usage(format!("{} does not exist", path.display())));
-        }
-    }
-    let db = Db::connect(&config.storage, 1).await.map_err(failed)?;
+    require_database(&config.storage)?;
+    let db = Db::connect(&config.storage, 1)
+        .await
+        .map_err(Failure::unavailable)?;
     let exported = export_from(&db, with_password_hashes).await;
     db.pool.close().await;
     exported
 }
 
 async fn export_from(db: &Db, with_password_hashes: bool) -> Result<(), Failure> {
-    let mut tx = db.pool.begin().await.map_err(failed)?;
+    let mut tx = db.pool.begin().await.map_err(Failure::unavailable)?;
     if db.backend == Backend::Postgres {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut *tx)
             .await
-            .map_err(failed)?;
+            .map_err(Failure::unavailable)?;
         // The request pool's statement timeout is for requests; a whole table may take longer.
         sqlx::query("SET LOCAL statement_timeout = 0")
             .execute(&mut *tx)
             .await
-            .map_err(failed)?;
+            .map_err(Failure::unavailable)?;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -89,19 +83,19 @@ async fn export_from(db: &Db, with_password_hashes: bool) -> Result<(), Failure>
     ];
     for (sql, record) in sections {
         let mut rows = sqlx::query(sql).fetch(&mut *tx);
-        while let Some(row) = rows.try_next().await.map_err(failed)? {
-            let value = record(&row, with_password_hashes).map_err(failed)?;
+        while let Some(row) = rows.try_next().await.map_err(Failure::unavailable)? {
+            let value = record(&row, with_password_hashes).map_err(Failure::unavailable)?;
             write_line(&mut out, &value)?;
         }
     }
-    out.flush().map_err(failed)?;
-    tx.rollback().await.map_err(failed)?;
+    out.flush().map_err(Failure::unavailable)?;
+    tx.rollback().await.map_err(Failure::unavailable)?;
     Ok(())
 }
 
 fn write_line(out: &mut Lines<'_>, value: &Value) -> Result<(), Failure> {
-    serde_json::to_writer(&mut *out, value).map_err(failed)?;
-    out.write_all(b"\n").map_err(failed)
+    serde_json::to_writer(&mut *out, value).map_err(Failure::unavailable)?;
+    out.write_all(b"\n").map_err(Failure::unavailable)
 }
 
 fn cash(row: &AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {

@@ -41,9 +41,38 @@ pub enum Failure {
     Differs(String),
 }
 
+impl Failure {
+    /// The database, the server or the file system failed under the command.
+    pub(crate) fn unavailable(error: impl std::fmt::Display) -> Failure {
+        Failure::Unavailable(error.to_string())
+    }
+}
+
+/// A SQLite database must exist to be read (connecting would create an empty one).
+fn require_database(storage: &crate::config::Storage) -> Result<(), Failure> {
+    match storage {
+        crate::config::Storage::Sqlite(path) if !path.exists() => {
+            Err(Failure::Usage(format!("{} does not exist", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The account named by `user`: its id, or its email.
+async fn account(db: &crate::db::Db, user: &str) -> Result<crate::users::User, Failure> {
+    let found = match uuid::Uuid::parse_str(user.trim()) {
+        Ok(id) => crate::users::by_id(db, id).await?,
+        Err(_) => {
+            let email = Email::parse(user).map_err(|error| Failure::Usage(error.to_string()))?;
+            crate::users::by_email(db, &email).await?
+        }
+    };
+    found.ok_or_else(|| Failure::Usage(format!("no account is {user}")))
+}
+
 impl From<crate::http::Error> for Failure {
     fn from(error: crate::http::Error) -> Failure {
-        Failure::Unavailable(error.to_string())
+        Failure::unavailable(error)
     }
 }
 
@@ -254,7 +283,7 @@ async fn act(
             (Method::POST, path, Some(body))
         }
         Command::Deposit { user, amount } => {
-            let user_id = user_id_of(exchange, &user).await?;
+            let user_id = account(exchange.db(), &user).await?.id;
             let body = json!({ "userId": user_id, "amount": amount });
             (Method::POST, "/transfers/deposit".to_owned(), Some(body))
         }
@@ -285,18 +314,6 @@ fn path_segment(market: &str) -> Result<&str, Failure> {
         Err(Failure::Usage(format!(
             "{market:?} is not a market slug or id"
         )))
-    }
-}
-
-/// The id of the user named by `user` (an id, or an email).
-async fn user_id_of(exchange: &Exchange, user: &str) -> Result<String, Failure> {
-    if let Ok(id) = uuid::Uuid::parse_str(user.trim()) {
-        return Ok(id.to_string());
-    }
-    let email = Email::parse(user).map_err(|error| Failure::Usage(error.to_string()))?;
-    match crate::users::by_email(exchange.db(), &email).await? {
-        Some(found) => Ok(found.id.to_string()),
-        None => Err(Failure::Usage(format!("no account has the email {user}"))),
     }
 }
 
@@ -335,19 +352,12 @@ async fn create_admin(config: &Config, email: &str, name: &str) -> Result<(), Fa
 /// A reset token for the account `user` (an email or id); the database only, whether or not a
 /// server runs.
 async fn password_reset(config: &Config, user: &str, ttl_hours: u64) -> Result<(), Failure> {
+    require_database(&config.storage)?;
     let db = crate::db::Db::connect(&config.storage, 1)
         .await
-        .map_err(|error| Failure::Unavailable(error.to_string()))?;
+        .map_err(Failure::unavailable)?;
     let issued = async {
-        let found = match uuid::Uuid::parse_str(user.trim()) {
-            Ok(id) => crate::users::by_id(&db, id).await?,
-            Err(_) => {
-                let email =
-                    Email::parse(user).map_err(|error| Failure::Usage(error.to_string()))?;
-                crate::users::by_email(&db, &email).await?
-            }
-        };
-        let found = found.ok_or_else(|| Failure::Usage(format!("no account is {user}")))?;
+        let found = account(&db, user).await?;
         let issued = crate::auth::password_reset::issue(&db, found.id, ttl_hours).await?;
         Ok::<_, Failure>(json!({
             "email": found.email,

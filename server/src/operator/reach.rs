@@ -45,7 +45,7 @@ impl Exchange {
                 config.bind_addr = "127.0.0.1:0".parse().expect("literal");
                 let server = app::start_holding(config, lock)
                     .await
-                    .map_err(|error| Failure::Unavailable(error.to_string()))?;
+                    .map_err(Failure::unavailable)?;
                 Ok(Exchange::Here(Box::new(server)))
             }
             Err(LockError::Held(_)) => {
@@ -55,10 +55,10 @@ impl Exchange {
                 };
                 let db = Db::connect(&config.storage, 2)
                     .await
-                    .map_err(|error| Failure::Unavailable(error.to_string()))?;
+                    .map_err(Failure::unavailable)?;
                 Ok(Exchange::Running { base_url, db })
             }
-            Err(error) => Err(Failure::Unavailable(error.to_string())),
+            Err(error) => Err(Failure::unavailable(error)),
         }
     }
 
@@ -171,10 +171,7 @@ impl AdminSession {
             ))
         })?;
         let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| Failure::Unavailable(error.to_string()))?;
+        let text = response.text().await.map_err(Failure::unavailable)?;
         if !status.is_success() {
             return Err(Failure::Refused(format!("{status}: {text}")));
         }
@@ -195,7 +192,7 @@ async fn oldest_admin(db: &Db) -> Result<Option<Uuid>, Failure> {
         sqlx::query_scalar("SELECT id FROM users WHERE role = 'admin' ORDER BY created_at LIMIT 1")
             .fetch_optional(&db.pool)
             .await
-            .map_err(|error| Failure::Unavailable(error.to_string()))?;
-    id.map(|id| Uuid::parse_str(&id).map_err(|error| Failure::Unavailable(error.to_string())))
+            .map_err(Failure::unavailable)?;
+    id.map(|id| Uuid::parse_str(&id).map_err(Failure::unavailable))
         .transpose()
 }

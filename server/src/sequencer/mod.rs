@@ -604,11 +604,8 @@ impl Sequencer {
             }
         }
         if self.seq > self.seq_at_snapshot {
-            match projection::store_snapshot(&self.db, &self.engine, self.seq).await {
-                Ok(()) => tracing::info!(seq = self.seq, "final snapshot stored"),
-                Err(error) => {
-                    tracing::error!(%error, "final snapshot failed (recovery will replay)")
-                }
+            if let Err(error) = self.snapshot_now().await {
+                tracing::error!(%error, "final snapshot failed (recovery will replay)");
             }
         }
         tracing::info!(seq = self.seq, "sequencer stopped");
@@ -717,18 +714,22 @@ impl Sequencer {
         }
     }
 
-    /// Stores a snapshot of the committed state, unless the last one already is of it.
+    /// Stores a snapshot of the committed state (on request, and at shutdown), unless the last
+    /// one already is of it.
     async fn snapshot_now(&mut self) -> Result<SnapshotTaken, SequencerError> {
-        if self.seq > self.seq_at_snapshot {
-            projection::store_snapshot(&self.db, &self.engine, self.seq)
+        let state_hash = if self.seq > self.seq_at_snapshot {
+            let state_hash = projection::store_snapshot(&self.db, &self.engine, self.seq)
                 .await
                 .map_err(|error| SequencerError::Snapshot(error.to_string()))?;
             self.seq_at_snapshot = self.seq;
-            tracing::info!(seq = self.seq, "snapshot stored on request");
-        }
+            tracing::info!(seq = self.seq, "snapshot stored");
+            state_hash
+        } else {
+            self.engine.state_hash()
+        };
         Ok(SnapshotTaken {
             seq: self.seq,
-            state_hash: projection::hash_hex(self.engine.state_hash()),
+            state_hash: projection::hash_hex(state_hash),
         })
     }
 

@@ -940,10 +940,16 @@ async fn insert_snapshot(
 }
 
 /// A snapshot of the state after `seq`, the last committed command (used at shutdown).
-pub(crate) async fn store_snapshot(db: &Db, engine: &Engine, seq: u64) -> Result<(), CommitError> {
+/// Stores a snapshot of `engine` at `seq`; answers the state hash stored with it.
+pub(crate) async fn store_snapshot(
+    db: &Db,
+    engine: &Engine,
+    seq: u64,
+) -> Result<u128, CommitError> {
     let bytes = encode_snapshot(engine)?;
+    let state_hash = engine.state_hash();
     let mut tx = db.writer.begin().await?;
-    insert_snapshot(&mut tx, seq, engine.state_hash(), bytes).await?;
+    insert_snapshot(&mut tx, seq, state_hash, bytes).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(state_hash)
 }

@@ -42,10 +42,6 @@ struct Tally {
     records_skipped: usize,
 }
 
-pub(super) fn unavailable(error: impl std::fmt::Display) -> Failure {
-    Failure::Unavailable(error.to_string())
-}
-
 pub(super) async fn apply(
     state: &AppState,
     plan: Plan,
@@ -55,7 +51,7 @@ pub(super) async fn apply(
     let done: HashSet<String> = sqlx::query_scalar("SELECT record_key FROM imported_records")
         .fetch_all(&state.db.pool)
         .await
-        .map_err(unavailable)?
+        .map_err(Failure::unavailable)?
         .into_iter()
         .collect();
     let mut accounts = users(state, &plan.users, reset_ttl_hours, &mut tally).await?;
@@ -129,7 +125,7 @@ async fn users(
     let existing: HashSet<String> = sqlx::query_scalar("SELECT email FROM users")
         .fetch_all(&state.db.pool)
         .await
-        .map_err(unavailable)?
+        .map_err(Failure::unavailable)?
         .into_iter()
         .collect();
     let fresh: Vec<&NewUser> = users
@@ -139,7 +135,7 @@ async fn users(
     tally.users_existing = users.len() - fresh.len();
     let now = now_micros();
     let mut created = Vec::with_capacity(fresh.len());
-    let mut tx = state.db.pool.begin().await.map_err(unavailable)?;
+    let mut tx = state.db.pool.begin().await.map_err(Failure::unavailable)?;
     for chunk in fresh.chunks(USERS_PER_INSERT) {
         let sql = format!(
             "INSERT INTO users (id, email, full_name, password_hash, role, created_at, \
@@ -163,7 +159,10 @@ async fn users(
                 .bind(now)
                 .bind(now);
         }
-        query.execute(&mut *tx).await.map_err(unavailable)?;
+        query
+            .execute(&mut *tx)
+            .await
+            .map_err(Failure::unavailable)?;
     }
     tally.users_created = created.len();
     // Accounts created now without a usable hash, and those of the file an earlier run created
@@ -184,10 +183,10 @@ async fn users(
     .bind(now)
     .fetch_all(&mut *tx)
     .await
-    .map_err(unavailable)?;
+    .map_err(Failure::unavailable)?;
     let just_created: HashSet<Uuid> = created.iter().map(|(id, _)| *id).collect();
     for (id, email) in waiting {
-        let id = Uuid::parse_str(&id).map_err(unavailable)?;
+        let id = Uuid::parse_str(&id).map_err(Failure::unavailable)?;
         if in_file.contains(email.as_str()) && !just_created.contains(&id) {
             needing_reset.push((id, email));
         }
@@ -195,8 +194,8 @@ async fn users(
     let ids: Vec<Uuid> = needing_reset.iter().map(|(id, _)| *id).collect();
     let issued = password_reset::issue_in(&mut tx, &ids, reset_ttl_hours)
         .await
-        .map_err(unavailable)?;
-    tx.commit().await.map_err(unavailable)?;
+        .map_err(Failure::unavailable)?;
+    tx.commit().await.map_err(Failure::unavailable)?;
     for ((_, email), issued) in needing_reset.iter().zip(issued) {
         println!(
             "{}",
@@ -212,7 +211,7 @@ async fn users(
     let ids_by_email: HashMap<String, String> = sqlx::query_as("SELECT email, id FROM users")
         .fetch_all(&state.db.pool)
         .await
-        .map_err(unavailable)?
+        .map_err(Failure::unavailable)?
         .into_iter()
         .collect();
     let mut wanted = Vec::with_capacity(users.len());
@@ -220,7 +219,7 @@ async fn users(
         let id = ids_by_email
             .get(user.email.as_str())
             .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| unavailable(format!("{} vanished", user.email.as_str())))?;
+            .ok_or_else(|| Failure::unavailable(format!("{} vanished", user.email.as_str())))?;
         wanted.push((user.email.as_str().to_owned(), id));
     }
     engine_users(state, wanted).await
@@ -233,7 +232,11 @@ async fn engine_users(
 ) -> Result<HashMap<String, UserId>, Failure> {
     stream::iter(accounts)
         .map(|(email, id)| async move {
-            let user = state.sequencer.ensure_user(id).await.map_err(unavailable)?;
+            let user = state
+                .sequencer
+                .ensure_user(id)
+                .await
+                .map_err(Failure::unavailable)?;
             Ok::<_, Failure>((email, user))
         })
         .buffer_unordered(RECORDS_AT_ONCE)
@@ -252,36 +255,36 @@ async fn known_account(
     }
     let user = crate::users::by_email(&state.db, email)
         .await
-        .map_err(unavailable)?
-        .ok_or_else(|| unavailable(format!("{} vanished", email.as_str())))?;
+        .map_err(Failure::unavailable)?
+        .ok_or_else(|| Failure::unavailable(format!("{} vanished", email.as_str())))?;
     let engine = state
         .sequencer
         .ensure_user(user.id)
         .await
-        .map_err(unavailable)?;
+        .map_err(Failure::unavailable)?;
     accounts.insert(email.as_str().to_owned(), engine);
     Ok(())
 }
 
 async fn import_account(state: &AppState) -> Result<UserId, Failure> {
-    let email = Email::parse(IMPORT_ACCOUNT_EMAIL).map_err(unavailable)?;
+    let email = Email::parse(IMPORT_ACCOUNT_EMAIL).map_err(Failure::unavailable)?;
     let user = match crate::users::by_email(&state.db, &email)
         .await
-        .map_err(unavailable)?
+        .map_err(Failure::unavailable)?
     {
         Some(user) => user,
         None => {
-            let name = FullName::parse("Import").map_err(unavailable)?;
+            let name = FullName::parse("Import").map_err(Failure::unavailable)?;
             crate::users::insert(&state.db, &email, &name, NO_PASSWORD.into(), Role::User)
                 .await
-                .map_err(unavailable)?
+                .map_err(Failure::unavailable)?
         }
     };
     state
         .sequencer
         .ensure_user(user.id)
         .await
-        .map_err(unavailable)
+        .map_err(Failure::unavailable)
 }
 
 /// Creates the markets not there yet; answers every file market's engine id.
@@ -295,7 +298,7 @@ async fn create_markets(
         let slug = market.params.slug.as_str().to_owned();
         if let Some(id) = markets::engine_id(state, &slug)
             .await
-            .map_err(unavailable)?
+            .map_err(Failure::unavailable)?
         {
             tally.markets_existing += 1;
             ids.insert(slug, id);
@@ -310,7 +313,7 @@ async fn create_markets(
             .sequencer
             .submit(Op::CreateMarket(market.params), Some(subject))
             .await
-            .map_err(unavailable)?;
+            .map_err(Failure::unavailable)?;
         applied
             .result
             .map_err(|reject| Failure::Refused(format!("market {slug}: {reject}")))?;
@@ -321,7 +324,7 @@ async fn create_markets(
                 engine::Event::MarketCreated { market, .. } => Some(*market),
                 _ => None,
             })
-            .ok_or_else(|| unavailable(format!("market {slug} created no market")))?;
+            .ok_or_else(|| Failure::unavailable(format!("market {slug} created no market")))?;
         tally.markets_created += 1;
         ids.insert(slug, id);
     }
@@ -331,8 +334,8 @@ async fn create_markets(
 async fn existing_market(state: &AppState, slug: &str) -> Result<MarketId, Failure> {
     markets::engine_id(state, slug)
         .await
-        .map_err(unavailable)?
-        .ok_or_else(|| unavailable(format!("market {slug} vanished")))
+        .map_err(Failure::unavailable)?
+        .ok_or_else(|| Failure::unavailable(format!("market {slug} vanished")))
 }
 
 /// One command of a record.
@@ -430,7 +433,7 @@ async fn submit(state: &AppState, step: Step) -> Result<(), Failure> {
         .sequencer
         .submit(op, Some(subject))
         .await
-        .map_err(unavailable)?;
+        .map_err(Failure::unavailable)?;
     applied
         .result
         .map_err(|reject| Failure::Refused(format!("{key}: {reject}")))
@@ -445,10 +448,10 @@ async fn settle_import_account(state: &AppState, import_account: UserId) -> Resu
     .bind(i64::from(import_account.0))
     .fetch_all(&state.db.pool)
     .await
-    .map_err(unavailable)?;
+    .map_err(Failure::unavailable)?;
     for (market, yes, no) in rows {
-        let market = MarketId(u32::try_from(market).map_err(unavailable)?);
-        let pairs = u64::try_from(yes.min(no)).map_err(unavailable)?;
+        let market = MarketId(u32::try_from(market).map_err(Failure::unavailable)?);
+        let pairs = u64::try_from(yes.min(no)).map_err(Failure::unavailable)?;
         if pairs == 0 {
             continue;
         }
@@ -467,7 +470,7 @@ async fn settle_import_account(state: &AppState, import_account: UserId) -> Resu
             .bind(i64::from(import_account.0))
             .fetch_optional(&state.db.pool)
             .await
-            .map_err(unavailable)?;
+            .map_err(Failure::unavailable)?;
     // In withdrawals the engine takes (at most TRANSFER_MICROS_MAX each).
     let mut left = available.unwrap_or(0);
     while left > 0 {
@@ -509,7 +512,7 @@ async fn reach_target(state: &AppState, market: MarketId, target: Target) -> Res
             .sequencer
             .submit(op, None)
             .await
-            .map_err(unavailable)?;
+            .map_err(Failure::unavailable)?;
         applied
             .result
             .map_err(|reject| Failure::Refused(format!("market {}: {reject}", market.0)))?;
@@ -522,5 +525,5 @@ async fn current_state(db: &Db, market: MarketId) -> Result<String, Failure> {
         .bind(i64::from(market.0))
         .fetch_one(&db.pool)
         .await
-        .map_err(unavailable)
+        .map_err(Failure::unavailable)
 }

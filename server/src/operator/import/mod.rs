@@ -24,7 +24,7 @@ use crate::db::Db;
 
 use super::reach::Exchange;
 use super::Failure;
-use apply::{apply, unavailable};
+use apply::apply;
 use check::{check, check_applied, check_references};
 
 /// The account positions are transferred from; never logs in.
@@ -76,7 +76,9 @@ async fn existing_names(config: &Config) -> Result<Existing, Failure> {
             return Ok(Existing::default());
         }
     }
-    let db = Db::connect(&config.storage, 1).await.map_err(unavailable)?;
+    let db = Db::connect(&config.storage, 1)
+        .await
+        .map_err(Failure::unavailable)?;
     let emails = sqlx::query_scalar::<_, String>("SELECT email FROM users")
         .fetch_all(&db.pool)
         .await;
